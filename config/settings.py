@@ -1,0 +1,157 @@
+"""Typed settings (DESIGN §6).
+
+Every value comes from an environment variable with the prefix ``HOTLINE_``; routing lists may
+also come from the TOML file named by ``HOTLINE_CONFIG`` (environment wins). A wrong or missing
+value raises :class:`ConfigError` whose message is one line naming the variable.
+"""
+
+from __future__ import annotations
+
+import os
+import re
+import tomllib
+from pathlib import Path
+from typing import Annotated, Any
+
+from pydantic import Field, SecretStr, ValidationError, field_validator, model_validator
+from pydantic_settings import BaseSettings, NoDecode, SettingsConfigDict
+
+ENV_PREFIX = "HOTLINE_"
+_NUMBER = re.compile(r"^[0-9A-Za-z*#+_-]{1,40}$")
+
+
+class ConfigError(Exception):
+    """A setting is wrong or missing; the message names it in one line."""
+
+
+def _split_list(value: Any) -> Any:
+    if isinstance(value, str):
+        return [part.strip() for part in value.split(",") if part.strip()]
+    return value
+
+
+def _split_mapping(value: Any) -> Any:
+    if isinstance(value, str):
+        mapping: dict[str, str] = {}
+        for part in value.split(","):
+            part = part.strip()
+            if not part:
+                continue
+            number, sep, code = part.partition("=")
+            if not sep or not number.strip() or not code.strip():
+                raise ValueError(f"expected number=SMOCODE, got {part!r}")
+            mapping[number.strip()] = code.strip()
+        return mapping
+    return value
+
+
+class Settings(BaseSettings):
+    """All settings of the service; field names are the variable names without the prefix."""
+
+    model_config = SettingsConfigDict(env_prefix=ENV_PREFIX, extra="ignore", case_sensitive=False)
+
+    ami_host: str | None = None
+    ami_port: int = Field(5038, ge=1, le=65535)
+    ami_username: str = "journal"
+    ami_secret: SecretStr = SecretStr("")
+    ami_ping_interval_s: float = Field(10.0, gt=0)
+    ami_ping_timeout_s: float = Field(5.0, gt=0)
+    ami_idle_timeout_s: float = Field(60.0, gt=0)
+    ami_backoff_max_s: float = Field(30.0, gt=0)
+    pbx_id: str = Field("pbx1", min_length=1, max_length=40)
+
+    hotline_numbers: Annotated[list[str], NoDecode] = Field(default_factory=lambda: ["88007070561"])
+    l2_targets: Annotated[list[str], NoDecode] = Field(default_factory=list)
+    smo_lines: Annotated[dict[str, str], NoDecode] = Field(default_factory=dict)
+    smo_names: Annotated[dict[str, str], NoDecode] = Field(default_factory=dict)
+    dial_prefixes: Annotated[list[str], NoDecode] = Field(default_factory=lambda: ["9"])
+
+    database_url: str = "sqlite+aiosqlite:///var/hotline.sqlite3"
+    recordings_dir: Path = Path("var/recordings")
+    recordings_pbx_dir: str = "/var/spool/asterisk/monitor"
+    recordings_keep_days: int = Field(1825, ge=1)
+    recordings_missing_after_s: float = Field(120.0, gt=0)
+
+    http_host: str = "127.0.0.1"
+    http_port: int = Field(8080, ge=0, le=65535)
+    session_hours: float = Field(12.0, gt=0)
+    callback_due_hours: float = Field(8.0, gt=0)
+    log_level: str = "info"
+    log_json: bool = False
+    event_buffer_size: int = Field(10000, ge=10)
+    spill_dir: Path = Path("var/spill")
+
+    _split_lists = field_validator(
+        "hotline_numbers", "l2_targets", "dial_prefixes", mode="before"
+    )(_split_list)
+    _split_maps = field_validator("smo_lines", "smo_names", mode="before")(_split_mapping)
+
+    @field_validator("hotline_numbers", "l2_targets", "smo_lines")
+    @classmethod
+    def _numbers_are_dialable(cls, value: Any) -> Any:
+        numbers = value.keys() if isinstance(value, dict) else value
+        for number in numbers:
+            if not _NUMBER.match(number):
+                raise ValueError(f"{number!r} is not a phone number or extension")
+        return value
+
+    @field_validator("database_url")
+    @classmethod
+    def _known_database(cls, value: str) -> str:
+        if not value.startswith(("sqlite+aiosqlite://", "postgresql+asyncpg://")):
+            raise ValueError("use sqlite+aiosqlite:///PATH or postgresql+asyncpg://USER@HOST/DB")
+        return value
+
+    @field_validator("log_level")
+    @classmethod
+    def _known_level(cls, value: str) -> str:
+        if value.lower() not in {"debug", "info", "warning", "error"}:
+            raise ValueError("use debug, info, warning or error")
+        return value.lower()
+
+    @model_validator(mode="after")
+    def _hotline_required(self) -> Settings:
+        if not self.hotline_numbers:
+            raise ValueError("hotline_numbers: at least one 8-800 number is required")
+        return self
+
+    def smo_for(self, number: str) -> str | None:
+        """SMO code of an SMO line number, or None."""
+        return self.smo_lines.get(number)
+
+
+def _toml_values(path: Path) -> dict[str, Any]:
+    try:
+        data = tomllib.loads(path.read_text(encoding="utf-8"))
+    except FileNotFoundError as exc:
+        raise ConfigError(f"HOTLINE_CONFIG: file {path} does not exist") from exc
+    except (tomllib.TOMLDecodeError, UnicodeDecodeError) as exc:
+        raise ConfigError(f"HOTLINE_CONFIG: {path} is not valid TOML: {exc}") from exc
+    values: dict[str, Any] = {}
+    routing = data.get("routing", {})
+    for key in ("hotline_numbers", "l2_targets", "dial_prefixes"):
+        if key in routing:
+            values[key] = [str(v) for v in routing[key]]
+    if "smo_lines" in data:
+        values["smo_lines"] = {str(k): str(v) for k, v in data["smo_lines"].items()}
+    if "smo_names" in data:
+        values["smo_names"] = {str(k): str(v) for k, v in data["smo_names"].items()}
+    return values
+
+
+def load_settings(**overrides: Any) -> Settings:
+    """Read settings from the environment (and the TOML routing file); raise ConfigError."""
+    init: dict[str, Any] = {}
+    config_file = os.environ.get(f"{ENV_PREFIX}CONFIG")
+    if config_file:
+        for key, value in _toml_values(Path(config_file)).items():
+            if f"{ENV_PREFIX}{key.upper()}" not in os.environ:
+                init[key] = value
+    init.update(overrides)
+    try:
+        return Settings(**init)
+    except ValidationError as exc:
+        error = exc.errors()[0]
+        field = str(error["loc"][0]) if error["loc"] else "settings"
+        message = str(error["msg"]).removeprefix("Value error, ")
+        raise ConfigError(f"{ENV_PREFIX}{field.upper()}: {message}") from None

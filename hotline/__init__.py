@@ -1,0 +1,1 @@
+"""hotline: the composition root (service wiring, CLI) and the web layer."""

@@ -1,0 +1,1 @@
+"""HTTP API, websocket hub and the operator/administrator pages."""

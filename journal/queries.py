@@ -1,0 +1,158 @@
+"""Reading the journal: request lists and details as the HTTP contract shapes them (DESIGN §5)."""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+from datetime import UTC, datetime
+from typing import Any
+
+from sqlalchemy import func, select
+from sqlalchemy.ext.asyncio import AsyncSession
+from sqlalchemy.orm import selectinload
+
+from journal.access import visible_clause
+from journal.models import Call, Recording, Request
+from journal.phones import normalize_phone
+from journal.users import Principal
+
+REQUEST_FIELDS = (
+    "number", "line", "caller_number", "status", "level", "smo", "version",
+    "full_name", "address_as", "contact_phone", "policy_number", "snils", "territory",
+    "medical_org", "kind", "topic", "summary", "result", "typical", "urgent", "urgent_action",
+    "written_appeal_advised", "redirected_to", "redirect_note", "corruption",
+    "recording_missing", "registered_by", "assigned_to", "operator", "outcome",
+    "corrects_number", "closed_by",
+)
+TIME_FIELDS = ("created_at", "updated_at", "closed_at", "deferred_due_at", "deferred_done_at")
+
+
+def iso(value: datetime | None) -> str | None:
+    if value is None:
+        return None
+    if value.tzinfo is None:
+        value = value.replace(tzinfo=UTC)
+    return value.isoformat()
+
+
+@dataclass(slots=True)
+class RequestFilter:
+    caller: str | None = None
+    status: str | None = None
+    level: str | None = None
+    smo: str | None = None
+    number: int | None = None
+    date_from: datetime | None = None
+    date_to: datetime | None = None
+    limit: int = 50
+    offset: int = 0
+
+
+def request_summary(request: Request) -> dict[str, Any]:
+    data: dict[str, Any] = {name: getattr(request, name) for name in REQUEST_FIELDS}
+    for name in TIME_FIELDS:
+        data[name] = iso(getattr(request, name))
+    data["closed"] = request.closed_at is not None
+    return data
+
+
+def call_json(call: Call) -> dict[str, Any]:
+    return {
+        "id": call.id,
+        "linkedid": call.linkedid,
+        "direction": call.direction,
+        "caller_number": call.caller_number,
+        "line": call.line,
+        "started_at": iso(call.started_at),
+        "queued_at": iso(call.queued_at),
+        "answered_at": iso(call.answered_at),
+        "ended_at": iso(call.ended_at),
+        "outcome": call.outcome,
+        "end_reason": call.end_reason,
+        "operator": call.operator,
+        "queue": call.queue,
+        "legs": [{"uniqueid": leg.uniqueid, "channel": leg.channel, "extension": leg.extension,
+                  "queue": leg.queue, "rang_at": iso(leg.rang_at),
+                  "answered_at": iso(leg.answered_at), "ended_at": iso(leg.ended_at)}
+                 for leg in call.legs],
+        "transfers": [{"kind": t.kind, "from": t.from_extension, "to": t.to,
+                       "target": t.target, "smo": t.smo, "at": iso(t.at)}
+                      for t in call.transfers],
+        "timeline": [{"at": iso(e.at), "type": e.type, **(e.data or {})} for e in call.events],
+    }
+
+
+def recording_json(recording: Recording, request_number: int) -> dict[str, Any]:
+    return {
+        "id": recording.id,
+        "call_id": recording.call_id,
+        "leg_uniqueid": recording.leg_uniqueid,
+        "started_at": iso(recording.started_at),
+        "duration_s": recording.duration_s,
+        "sha256": recording.sha256,
+        "bytes": recording.bytes,
+        "status": recording.status,
+        "content_type": recording.content_type,
+        "file_name": recording.relative_path.rsplit("/", 1)[-1],
+        "url": f"/api/v1/requests/{request_number}/recordings/{recording.id}",
+    }
+
+
+async def list_requests(session: AsyncSession, user: Principal,
+                        flt: RequestFilter) -> tuple[list[dict[str, Any]], int]:
+    conditions = [visible_clause(user)]
+    if flt.caller:
+        normalized = normalize_phone(flt.caller)
+        conditions.append((Request.caller_normalized == normalized)
+                          | (Request.caller_number == flt.caller))
+    if flt.status:
+        conditions.append(Request.status == flt.status)
+    if flt.level:
+        conditions.append(Request.level == flt.level)
+    if flt.smo:
+        conditions.append(Request.smo == flt.smo)
+    if flt.number is not None:
+        conditions.append(Request.number == flt.number)
+    if flt.date_from:
+        conditions.append(Request.created_at >= flt.date_from)
+    if flt.date_to:
+        conditions.append(Request.created_at < flt.date_to)
+    total = await session.scalar(select(func.count()).select_from(Request).where(*conditions))
+    rows = await session.scalars(
+        select(Request).where(*conditions).order_by(Request.number.desc())
+        .limit(flt.limit).offset(flt.offset)
+    )
+    return [request_summary(r) for r in rows], int(total or 0)
+
+
+async def load_request(session: AsyncSession, number: int) -> Request | None:
+    return await session.scalar(
+        select(Request).where(Request.number == number)
+        .options(selectinload(Request.calls).selectinload(Call.legs),
+                 selectinload(Request.calls).selectinload(Call.transfers),
+                 selectinload(Request.calls).selectinload(Call.events))
+    )
+
+
+async def request_detail(session: AsyncSession, request: Request) -> dict[str, Any]:
+    data = request_summary(request)
+    data["calls"] = [call_json(c) for c in request.calls]
+    recordings = await session.scalars(
+        select(Recording).where(Recording.request_id == request.id).order_by(Recording.id))
+    data["recordings"] = [recording_json(r, request.number) for r in recordings]
+    return data
+
+
+async def active_calls(session: AsyncSession, user: Principal,
+                       pbx_id: str | None = None) -> list[dict[str, Any]]:
+    query = (select(Call, Request.number)
+             .join(Request, Request.id == Call.request_id)
+             .where(Call.ended_at.is_(None), visible_clause(user))
+             .order_by(Call.started_at))
+    if pbx_id:
+        query = query.where(Call.pbx_id == pbx_id)
+    rows = await session.execute(query)
+    return [{"request_number": number, "call_id": call.id, "linkedid": call.linkedid,
+             "direction": call.direction, "caller_number": call.caller_number,
+             "line": call.line, "started_at": iso(call.started_at),
+             "answered_at": iso(call.answered_at), "operator": call.operator,
+             "queue": call.queue} for call, number in rows]

@@ -1,0 +1,1 @@
+"""Call recordings: locate MixMonitor files, verify them, serve them by request number."""

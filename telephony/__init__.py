@@ -1,0 +1,1 @@
+"""The Asterisk side: AMI connection, framing, typed events, call tracker, replay peer."""

@@ -1,0 +1,131 @@
+"""AMI wire framing on bytes.
+
+panoramisk 1.4 decodes every TCP chunk on its own and drops undecodable bytes, which mangles a
+Cyrillic CallerIDName split across two chunks. Here bytes are buffered until a whole message
+(terminated by an empty line) is present, and only then decoded; bad bytes are replaced, never
+dropped silently, and an over-long message is discarded with a log line instead of growing the
+buffer without limit.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Iterator
+from dataclasses import dataclass, field
+
+Pairs = list[tuple[str, str]]
+
+MAX_MESSAGE_BYTES = 256 * 1024
+BANNER_PREFIX = b"Asterisk Call Manager/"
+
+
+@dataclass(slots=True)
+class FramingStats:
+    """Counters of what the framer skipped, exposed on /healthz and /metrics."""
+
+    messages: int = 0
+    oversized: int = 0
+    undecodable: int = 0
+    malformed_lines: int = 0
+    details: list[str] = field(default_factory=list)
+
+
+class AmiFramer:
+    """Splits a byte stream into AMI messages, each a list of (key, value) pairs in wire order."""
+
+    def __init__(self, max_message_bytes: int = MAX_MESSAGE_BYTES) -> None:
+        self._buffer = bytearray()
+        self._max = max_message_bytes
+        self._discarding = False
+        self.banner: str | None = None
+        self.stats = FramingStats()
+
+    def feed(self, data: bytes) -> Iterator[Pairs]:
+        """Add bytes; yield every message that is now complete."""
+        buffer = self._buffer
+        buffer += data
+        if self.banner is None and not self._take_banner():
+            return
+        start = 0
+        while True:
+            end = buffer.find(b"\r\n\r\n", start)
+            if end < 0:
+                break
+            chunk = bytes(buffer[start:end])
+            start = end + 4
+            if self._discarding:
+                # The tail of an oversized message: skip up to its terminator.
+                self._discarding = False
+                continue
+            if chunk:
+                pairs = self._parse(chunk)
+                if pairs:
+                    self.stats.messages += 1
+                    yield pairs
+        if start:
+            del buffer[:start]
+        if len(buffer) > self._max:
+            self.stats.oversized += 1
+            self._note(f"message over {self._max} bytes discarded")
+            buffer.clear()
+            self._discarding = True
+
+    def _take_banner(self) -> bool:
+        end = self._buffer.find(b"\r\n")
+        if end < 0:
+            return False
+        line = bytes(self._buffer[:end])
+        if line.startswith(BANNER_PREFIX):
+            self.banner = line.decode("utf-8", "replace")
+            del self._buffer[: end + 2]
+        else:
+            self.banner = ""
+        return True
+
+    def _parse(self, chunk: bytes) -> Pairs:
+        try:
+            text = chunk.decode("utf-8")
+        except UnicodeDecodeError:
+            self.stats.undecodable += 1
+            self._note("non-UTF-8 bytes replaced")
+            text = chunk.decode("utf-8", "replace")
+        pairs: Pairs = []
+        for line in text.split("\r\n"):
+            key, sep, value = line.partition(": ")
+            if not sep:
+                key, sep, value = line.partition(":")
+                if not sep:
+                    if line.strip():
+                        self.stats.malformed_lines += 1
+                        self._note(f"line without a colon skipped: {line[:80]!r}")
+                    continue
+                value = value.strip()
+            pairs.append((key.strip(), value))
+        return pairs
+
+    def _note(self, detail: str) -> None:
+        details = self.stats.details
+        details.append(detail)
+        if len(details) > 20:
+            del details[0]
+
+
+def encode_message(pairs: Pairs | list[list[str]]) -> bytes:
+    """Serialise one AMI message (used by the replay peer and for actions)."""
+    out = [f"{key}: {value}" for key, value in pairs]
+    return ("\r\n".join(out) + "\r\n\r\n").encode("utf-8")
+
+
+def headers_of(pairs: Pairs) -> dict[str, str | list[str]]:
+    """A dict of the pairs; a repeated key maps to a list of its values in wire order."""
+    headers: dict[str, str | list[str]] = dict(pairs)
+    if len(headers) != len(pairs):
+        headers = {}
+        for key, value in pairs:
+            old = headers.get(key)
+            if old is None:
+                headers[key] = value
+            elif isinstance(old, list):
+                old.append(value)
+            else:
+                headers[key] = [old, value]
+    return headers
