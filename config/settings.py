@@ -76,6 +76,11 @@ class Settings(BaseSettings):
     http_port: int = Field(8080, ge=0, le=65535)
     session_hours: float = Field(12.0, gt=0)
     callback_due_hours: float = Field(8.0, gt=0)
+    # Journal workflow: working day for call-backs, click-to-call dialplan, report time zone.
+    local_timezone: str = "Europe/Moscow"
+    workday_end_hour: int = Field(18, ge=1, le=24)
+    callback_context: str = "from-operators"
+    callback_dial_prefix: str = "8"
     log_level: str = "info"
     log_json: bool = False
     event_buffer_size: int = Field(10000, ge=10)
@@ -154,4 +159,8 @@ def load_settings(**overrides: Any) -> Settings:
         error = exc.errors()[0]
         field = str(error["loc"][0]) if error["loc"] else "settings"
         message = str(error["msg"]).removeprefix("Value error, ")
+        if not error["loc"]:  # a model-level check names its field as "field: message"
+            name, sep, rest = message.partition(": ")
+            if sep and name in Settings.model_fields:
+                field, message = name, rest
         raise ConfigError(f"{ENV_PREFIX}{field.upper()}: {message}") from None

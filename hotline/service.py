@@ -108,7 +108,8 @@ class Services:
     async def drain(self, timeout_s: float = 10.0) -> None:
         """Wait until every buffered call event is committed (tests, shutdown)."""
         deadline = asyncio.get_running_loop().time() + timeout_s
-        while len(self.buffer) and asyncio.get_running_loop().time() < deadline:
+        while (len(self.buffer) or self.intake.busy) \
+                and asyncio.get_running_loop().time() < deadline:
             await asyncio.sleep(0.01)
         await asyncio.sleep(0.05)
 

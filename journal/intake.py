@@ -12,6 +12,7 @@ request.
 from __future__ import annotations
 
 import asyncio
+import random
 from collections.abc import Awaitable, Callable, Sequence
 from dataclasses import dataclass
 from datetime import UTC, datetime
@@ -19,7 +20,7 @@ from pathlib import PurePosixPath
 from typing import Any
 
 import structlog
-from sqlalchemy import select, update
+from sqlalchemy import insert, select, update
 from sqlalchemy.exc import DBAPIError, IntegrityError
 from sqlalchemy.ext.asyncio import AsyncSession
 
@@ -58,6 +59,7 @@ class KnownCall:
     request_number: int | None
     caller_normalized: str
     ended: bool = False
+    caller_number: str = ""
 
 
 class Intake:
@@ -83,7 +85,14 @@ class Intake:
         self.committed_batches = 0
         self.committed_events = 0
         self.retries = 0
+        self.dropped_events = 0
+        self.busy = False
+        # Call log rows of the batch in progress: inserted in one statement at its end (they
+        # are never read back by intake, and one INSERT per event would dominate the batch).
+        self._logs: list[dict[str, Any]] = []
         self.last_commit_at: datetime | None = None
+        # Optional probe (benchmarks): called with each batch right after its commit.
+        self.commit_observer: Callable[[Sequence[CallEvent]], None] | None = None
         # Originations requested through the service: dialled number → request id.
         self.pending_callbacks: dict[str, int] = {}
 
@@ -92,7 +101,12 @@ class Intake:
         """Consume the buffer forever."""
         while True:
             batch = await buffer.get_batch(self.batch_size)
-            await self.apply(batch)
+            # Taken from the buffer but not committed yet: drain() must wait for it too.
+            self.busy = True
+            try:
+                await self.apply(batch)
+            finally:
+                self.busy = False
 
     async def open_calls(self) -> list[tuple[str, str, list[str]]]:
         """(linkedid, direction, answered_by) of stored calls not yet ended — for a restart."""
@@ -104,30 +118,54 @@ class Intake:
             return [(lid, direction, [op] if op else []) for lid, direction, op in rows]
 
     async def apply(self, batch: Sequence[CallEvent]) -> None:
-        """Apply one batch in one transaction; retry on a lost race or a dropped connection."""
-        for attempt in range(5):
+        """Apply one batch in one transaction; retry on a lost race or a dropped connection.
+
+        A batch the database keeps refusing is split and applied event by event (order kept),
+        so one poisoned event costs only itself, never the calls around it.
+        """
+        if await self._commit(batch):
+            return
+        if len(batch) == 1:
+            self.dropped_events += 1
+            log.error("intake.event_dropped", event=type(batch[0]).__name__,
+                      linkedid=batch[0].linkedid)
+            return
+        log.error("intake.batch_split", size=len(batch))
+        for event in batch:
+            await self.apply([event])
+
+    async def _commit(self, batch: Sequence[CallEvent], attempts: int = 5) -> bool:
+        for attempt in range(attempts):
             notes: list[Notification] = []
             known_before = dict(self._known)
+            self._logs = []
             try:
                 async with self.db.sessions.begin() as session:
                     for event in batch:
                         await self._apply_one(session, event, notes)
+                    if self._logs:
+                        await session.execute(insert(CallLogEntry), self._logs)
                     await self._store_notifications(session, notes)
                 break
             except (IntegrityError, DBAPIError) as exc:
+                # A concurrent writer took the same Linkedid, or a deadlock / dropped
+                # connection: the transaction rolled back (the counter with it), try again.
                 self._known = known_before
                 self.retries += 1
                 log.warning("intake.retry", attempt=attempt + 1, error=str(exc.orig)[:200])
-                await asyncio.sleep(0.05 * (attempt + 1))
+                await asyncio.sleep(min(2.0, 0.05 * 2 ** attempt) * random.uniform(0.5, 1.0))
         else:
-            raise RuntimeError("intake could not commit a batch after 5 attempts")
+            return False
         self.committed_batches += 1
         self.committed_events += len(batch)
         self.last_commit_at = datetime.now(UTC)
+        if self.commit_observer is not None:
+            self.commit_observer(batch)
         for note in notes:
             self.bus.publish(note)
         if self.on_committed is not None:
             await self.on_committed(batch)
+        return True
 
     # ------------------------------------------------------------------ events
     async def _apply_one(self, session: AsyncSession, event: CallEvent,
@@ -149,12 +187,12 @@ class Intake:
             return self._known[linkedid]
         row = (await session.execute(
             select(Call.id, Call.request_id, Request.number, Request.caller_normalized,
-                   Call.ended_at)
+                   Call.ended_at, Request.caller_number)
             .outerjoin(Request, Request.id == Call.request_id)
             .where(Call.pbx_id == self.pbx_id, Call.linkedid == linkedid)
         )).first()
-        known = KnownCall(row[0], row[1], row[2], row[3] or "", row[4] is not None) if row \
-            else None
+        known = KnownCall(row[0], row[1], row[2], row[3] or "", row[4] is not None,
+                          row[5] or "") if row else None
         self._known[linkedid] = known
         return known
 
@@ -182,7 +220,8 @@ class Intake:
         self._log(session, call.id, event.at, "started", direction=event.direction,
                   caller=event.caller_number, line=event.line)
         self._known[event.linkedid] = KnownCall(call.id, request.id, request.number,
-                                                request.caller_normalized)
+                                                request.caller_normalized,
+                                                caller_number=request.caller_number)
 
     async def _new_request(self, session: AsyncSession, event: CallStarted) -> Request:
         number = await next_request_number(session)
@@ -234,10 +273,8 @@ class Intake:
                   queue=event.queue)
         if known.request_number is not None:
             history = await self._history(session, known)
-            caller = await session.scalar(
-                select(Request.caller_number).where(Request.id == known.request_id))
             notes.append(self._note("call.ringing", known.request_number, event.at,
-                                    caller_number=caller or "", extension=event.extension,
+                                    caller_number=known.caller_number, extension=event.extension,
                                     queue=event.queue, history=history))
 
     async def _history(self, session: AsyncSession, known: KnownCall) -> list[dict[str, Any]]:
@@ -247,10 +284,14 @@ class Intake:
             select(Request.number, Request.created_at, Request.status, Request.topic)
             .where(Request.caller_normalized == known.caller_normalized,
                    Request.number != known.request_number)
-            .order_by(Request.number.desc()).limit(HISTORY_LIMIT)
+            # Newest by created_at: walks the (caller_normalized, created_at) index and stops
+            # after HISTORY_LIMIT rows; ordering by number made a frequent caller's every
+            # screen pop sort all of their requests.
+            .order_by(Request.created_at.desc()).limit(HISTORY_LIMIT)
         )
+        found = sorted(rows, key=lambda row: row[0], reverse=True)
         return [{"number": n, "created_at": _iso(c), "status": s, "topic": t}
-                for n, c, s, t in rows]
+                for n, c, s, t in found]
 
     async def _ring_no_answer(self, session: AsyncSession, known: KnownCall,
                               event: LegRingNoAnswer, notes: list[Notification]) -> None:
@@ -303,6 +344,13 @@ class Intake:
 
     async def _transferred(self, session: AsyncSession, known: KnownCall,
                            event: CallTransferred, notes: list[Notification]) -> None:
+        seen = await session.scalar(
+            select(Transfer.id).where(Transfer.call_id == known.call_id,
+                                      Transfer.kind == event.kind,
+                                      Transfer.from_extension == event.from_extension,
+                                      Transfer.to == event.to).limit(1))
+        if seen is not None:
+            return  # the same transfer from a second writer or a replay
         session.add(Transfer(call_id=known.call_id, kind=event.kind,
                              from_extension=event.from_extension, to=event.to,
                              target=event.target, smo=event.smo, at=event.at))
@@ -386,11 +434,10 @@ class Intake:
         except ValueError:
             return path.name
 
-    @staticmethod
-    def _log(session: AsyncSession, call_id: int, at: datetime, entry_type: str,
+    def _log(self, session: AsyncSession, call_id: int, at: datetime, entry_type: str,
              **data: Any) -> None:
-        session.add(CallLogEntry(call_id=call_id, at=at, type=entry_type,
-                                 data={k: v for k, v in data.items() if v not in (None, "")}))
+        self._logs.append({"call_id": call_id, "at": at, "type": entry_type,
+                           "data": {k: v for k, v in data.items() if v not in (None, "")}})
 
     @staticmethod
     def _note(note_type: str, request_number: int | None, at: datetime,
@@ -399,16 +446,20 @@ class Intake:
 
     @staticmethod
     async def _store_notifications(session: AsyncSession, notes: list[Notification]) -> None:
-        """Keep notifications so a reconnecting page can ask for what it missed."""
+        """Keep notifications so a reconnecting page can ask for what it missed.
+
+        One multi-row INSERT … RETURNING for the whole batch (not one per notification); the
+        ids come back in parameter order.
+        """
         if not notes:
             return
-        rows = [StoredNotification(at=datetime.fromisoformat(n["at"]), type=n["type"],
-                                   request_number=n.get("request_number"), payload=n)
-                for n in notes]
-        session.add_all(rows)
-        await session.flush()
-        for row, note in zip(rows, notes, strict=True):
-            note["id"] = row.id
+        rows = [{"at": datetime.fromisoformat(n["at"]), "type": n["type"],
+                 "request_number": n.get("request_number"), "payload": n} for n in notes]
+        ids = await session.scalars(
+            insert(StoredNotification).returning(StoredNotification.id,
+                                                 sort_by_parameter_order=True), rows)
+        for note, row_id in zip(notes, ids, strict=True):
+            note["id"] = row_id
 
 
 async def next_request_number(session: AsyncSession) -> int:

@@ -93,6 +93,7 @@ class Request(Base):
     closed_at: Mapped[datetime | None]
     closed_by: Mapped[str | None] = mapped_column(String(80))
     updated_at: Mapped[datetime | None]
+    deferred_by: Mapped[str | None] = mapped_column(String(80))  # who owes the call-back
 
     calls: Mapped[list[Call]] = relationship(back_populates="request", order_by="Call.id")
 
@@ -101,7 +102,8 @@ class Call(Base):
     """One telephone call (all channels sharing a Linkedid) linked to a request."""
 
     __tablename__ = "calls"
-    __table_args__ = (UniqueConstraint("pbx_id", "linkedid", name="uq_calls_pbx_linkedid"),)
+    __table_args__ = (UniqueConstraint("pbx_id", "linkedid", name="uq_calls_pbx_linkedid"),
+                      Index("ix_calls_started", "started_at"))
 
     id: Mapped[int] = mapped_column(BigId, primary_key=True, autoincrement=True)
     request_id: Mapped[int | None] = mapped_column(ForeignKey("requests.id"), index=True)
@@ -239,3 +241,52 @@ class Notification(Base):
     type: Mapped[str] = mapped_column(String(40))
     request_number: Mapped[int | None] = mapped_column(BigInteger)
     payload: Mapped[dict[str, Any]] = mapped_column(JSON, default=dict)
+
+
+class RequestAction(Base):
+    """A request's workflow history: routing, deferral, call-backs, urgent contacts, closing."""
+
+    __tablename__ = "request_actions"
+
+    id: Mapped[int] = mapped_column(BigId, primary_key=True, autoincrement=True)
+    request_id: Mapped[int] = mapped_column(ForeignKey("requests.id"), index=True)
+    at: Mapped[datetime]
+    user_login: Mapped[str | None] = mapped_column(String(80))
+    action: Mapped[str] = mapped_column(String(40))
+    data: Mapped[dict[str, Any]] = mapped_column(JSON, default=dict)
+
+
+class UrgentContact(Base):
+    """Regulation §31: the medical organisation contacted for an urgent case, and its feedback."""
+
+    __tablename__ = "urgent_contacts"
+
+    id: Mapped[int] = mapped_column(BigId, primary_key=True, autoincrement=True)
+    request_id: Mapped[int] = mapped_column(ForeignKey("requests.id"), index=True)
+    medical_org: Mapped[str] = mapped_column(String(300))
+    contact_person: Mapped[str] = mapped_column(String(300))
+    contacted_at: Mapped[datetime]
+    action: Mapped[str | None] = mapped_column(Text)
+    feedback: Mapped[str | None] = mapped_column(Text)
+    recorded_by: Mapped[str | None] = mapped_column(String(80))
+    recorded_at: Mapped[datetime]
+
+
+class TopicVersion(Base):
+    """The editable topic classifier: each edit adds a version; the highest version is current."""
+
+    __tablename__ = "topic_classifier"
+    __table_args__ = (UniqueConstraint("code", "version", name="uq_topic_code_version"),)
+
+    id: Mapped[int] = mapped_column(BigId, primary_key=True, autoincrement=True)
+    code: Mapped[str] = mapped_column(String(80))
+    version: Mapped[int] = mapped_column(Integer)
+    label: Mapped[str] = mapped_column(String(300))
+    active: Mapped[bool] = mapped_column(Boolean, default=True)
+    position: Mapped[int] = mapped_column(Integer, default=0)
+    changed_by: Mapped[str | None] = mapped_column(String(80))
+    changed_at: Mapped[datetime]
+
+
+# Closed requests are read-only in the database too (triggers + ORM flush guard).
+from journal import guards as _guards  # noqa: E402, F401

@@ -11,7 +11,7 @@ from sqlalchemy.ext.asyncio import AsyncSession
 from sqlalchemy.orm import selectinload
 
 from journal.access import visible_clause
-from journal.models import Call, Recording, Request
+from journal.models import Call, Recording, Request, RequestAction
 from journal.phones import normalize_phone
 from journal.users import Principal
 
@@ -21,7 +21,7 @@ REQUEST_FIELDS = (
     "medical_org", "kind", "topic", "summary", "result", "typical", "urgent", "urgent_action",
     "written_appeal_advised", "redirected_to", "redirect_note", "corruption",
     "recording_missing", "registered_by", "assigned_to", "operator", "outcome",
-    "corrects_number", "closed_by",
+    "corrects_number", "closed_by", "deferred_by",
 )
 TIME_FIELDS = ("created_at", "updated_at", "closed_at", "deferred_due_at", "deferred_done_at")
 
@@ -139,6 +139,11 @@ async def request_detail(session: AsyncSession, request: Request) -> dict[str, A
     recordings = await session.scalars(
         select(Recording).where(Recording.request_id == request.id).order_by(Recording.id))
     data["recordings"] = [recording_json(r, request.number) for r in recordings]
+    actions = await session.scalars(
+        select(RequestAction).where(RequestAction.request_id == request.id)
+        .order_by(RequestAction.id))
+    data["history"] = [{"at": iso(a.at), "user": a.user_login, "action": a.action,
+                        **(a.data or {})} for a in actions]
     return data
 
 

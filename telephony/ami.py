@@ -48,7 +48,11 @@ class FramedAMIProtocol(AMIProtocol):
         self.last_read = time.monotonic()
         try:
             for pairs in self.framer.feed(data):
-                self._route(pairs)
+                # Per message: an escape here would abandon the framer mid-buffer.
+                try:
+                    self._route(pairs)
+                except Exception:
+                    log.exception("ami.route_failed")
         except Exception:
             log.exception("ami.read_failed")
         if self.version is None and self.framer.banner:
@@ -131,6 +135,10 @@ class AmiClient:
         self.last_error: str | None = None
         self.logins = 0
         self.connects = 0
+        # Reconnect attempts since the last good session, and the recent back-off delays
+        # chosen (for /healthz and tests: the schedule is checked, not the clock).
+        self.attempts = 0
+        self.recent_delays: list[float] = []
         self._manager: _Manager | None = None
         self._stopping = False
         self._task: asyncio.Task[None] | None = None
@@ -144,9 +152,14 @@ class AmiClient:
 
     async def stop(self) -> None:
         self._stopping = True
-        if self._manager is not None:
+        manager = self._manager
+        if manager is not None:
+            # Wake the keep-alive directly too: on Python 3.11 wait_for can swallow a cancel
+            # that races with a completing future (the login), which would leave it running.
+            if manager.lost is not None and not manager.lost.done():
+                manager.lost.set_result(None)
             with contextlib.suppress(Exception):
-                self._manager.close()
+                manager.close()
         if self._task is not None:
             self._task.cancel()
             with contextlib.suppress(asyncio.CancelledError, Exception):
@@ -166,6 +179,7 @@ class AmiClient:
             try:
                 await self._session()
                 attempt = 0
+                self.attempts = 0
             except AmiAuthError as exc:
                 self.state = "auth_failed"
                 self.last_error = str(exc)
@@ -185,6 +199,8 @@ class AmiClient:
             delay = min(self.backoff_max_s, self.backoff_initial_s * 2 ** min(attempt, 16))
             delay *= random.uniform(0.5, 1.0)
             attempt += 1
+            self.attempts = attempt
+            self.recent_delays = [*self.recent_delays[-19:], delay]
             log.info("ami.reconnect_wait", seconds=round(delay, 2), attempt=attempt)
             await asyncio.sleep(delay)
 
@@ -212,6 +228,8 @@ class AmiClient:
                 raise ConnectionError("connection lost during login") from None
             if not response.success:
                 raise AmiAuthError(str(response.get("Message", "Authentication failed")))
+            if self._stopping:
+                return
             self.state = "connected"
             self.last_error = None
             self.logins += 1
@@ -228,7 +246,7 @@ class AmiClient:
     async def _keep_alive(self, manager: _Manager) -> None:
         """Return when the connection is lost, a ping goes unanswered or the socket is silent."""
         assert manager.lost is not None
-        while not manager.lost.done():
+        while not manager.lost.done() and not self._stopping:
             done, _ = await asyncio.wait({manager.lost}, timeout=self.ping_interval_s)
             if done:
                 break
@@ -241,7 +259,10 @@ class AmiClient:
                 await asyncio.wait_for(manager.send_action({"Action": "Ping"}),
                                        self.ping_timeout_s)
             except (TimeoutError, asyncio.CancelledError, ConnectionError):
-                if manager.lost.done():
+                task = asyncio.current_task()
+                if task is not None and task.cancelling():
+                    raise  # stop(): not a lost ping
+                if manager.lost.done() or self._stopping:
                     break
                 log.warning("ami.ping_timeout", seconds=self.ping_timeout_s)
                 break

@@ -44,18 +44,27 @@ class AmiFramer:
         buffer = self._buffer
         buffer += data
         if self.banner is None and not self._take_banner():
-            return
+            if len(buffer) > self._max:  # no banner line ever: stop looking for one
+                self.banner = ""
+            else:
+                return
         start = 0
         while True:
             end = buffer.find(b"\r\n\r\n", start)
             if end < 0:
                 break
-            chunk = bytes(buffer[start:end])
-            start = end + 4
             if self._discarding:
                 # The tail of an oversized message: skip up to its terminator.
                 self._discarding = False
+                start = end + 4
                 continue
+            if end - start > self._max:
+                # Arrived whole within one read: still over the limit, still discarded.
+                self._oversized()
+                start = end + 4
+                continue
+            chunk = bytes(buffer[start:end])
+            start = end + 4
             if chunk:
                 pairs = self._parse(chunk)
                 if pairs:
@@ -63,11 +72,16 @@ class AmiFramer:
                     yield pairs
         if start:
             del buffer[:start]
-        if len(buffer) > self._max:
-            self.stats.oversized += 1
-            self._note(f"message over {self._max} bytes discarded")
-            buffer.clear()
-            self._discarding = True
+        if self._discarding or len(buffer) > self._max:
+            if not self._discarding:
+                self._oversized()
+                self._discarding = True
+            # Keep the last 3 bytes: the terminator may straddle this read and the next.
+            del buffer[:-3]
+
+    def _oversized(self) -> None:
+        self.stats.oversized += 1
+        self._note(f"message over {self._max} bytes discarded")
 
     def _take_banner(self) -> bool:
         end = self._buffer.find(b"\r\n")

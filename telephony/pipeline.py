@@ -39,6 +39,8 @@ class EventPipeline:
         self.buffer = buffer
         self.stats = PipelineStats()
         self._clock = clock or (lambda: datetime.now(UTC))
+        # Optional probe (benchmarks): sees every call event as it is produced; None = no cost.
+        self.observer: Callable[[CallEvent], None] | None = None
 
     def feed(self, headers: Headers) -> None:
         """One AMI message (an event; responses are not fed here)."""
@@ -66,7 +68,12 @@ class EventPipeline:
         self.tracker.begin_snapshot()
 
     def emit(self, produced: list[CallEvent]) -> None:
+        if not produced:
+            return
+        observer = self.observer
         for call_event in produced:
+            if observer is not None:
+                observer(call_event)
             self.buffer.put(call_event)
         self.stats.call_events += len(produced)
 

@@ -6,6 +6,9 @@ Logoff. Events stream at the recorded pace times ``speed`` (``speed <= 0``: as f
 socket takes them). Recorder markers of a lost connection make the peer drop the client, as the
 real PBX did; ``drops``/``gap`` inject extra drops for tests: after the N-th event the client is
 cut and the next ``gap`` events happen while it is away (they only change the channel table).
+Test knobs: ``hold_on_drop`` keeps the peer refusing new sessions after such a drop until
+:meth:`resume` (the PBX is unreachable while a test restarts the service); ``answer_pings``
+False makes the peer ignore Ping actions (a half-dead PBX, for the ping timeout).
 """
 
 from __future__ import annotations
@@ -103,6 +106,8 @@ class ReplayPeer:
         round_pause_s: float = 0.0,
         first_round: int = 0,
         on_round: Callable[[int], None] | None = None,
+        hold_on_drop: bool = False,
+        answer_pings: bool = True,
     ) -> None:
         self.items = list(items)
         self.speed = speed
@@ -115,6 +120,10 @@ class ReplayPeer:
         self.round_pause_s = round_pause_s
         self.first_round = first_round
         self.on_round = on_round
+        self.hold_on_drop = hold_on_drop
+        self.answer_pings = answer_pings
+        # False while the peer plays an unreachable PBX: new sessions are closed at once.
+        self.accepting = True
         self.table = ChannelTable()
         self.stats = ReplayStats()
         self.done = asyncio.Event()
@@ -131,6 +140,10 @@ class ReplayPeer:
         self._streamer = asyncio.create_task(self._stream())
         return self.port
 
+    def resume(self) -> None:
+        """Accept sessions again after a ``hold_on_drop`` drop."""
+        self.accepting = True
+
     async def close(self) -> None:
         if self._streamer is not None:
             self._streamer.cancel()
@@ -144,6 +157,9 @@ class ReplayPeer:
 
     # ------------------------------------------------------------ client side
     async def _serve(self, reader: asyncio.StreamReader, writer: asyncio.StreamWriter) -> None:
+        if not self.accepting:
+            writer.close()
+            return
         session = _Session(writer)
         self.stats.sessions += 1
         writer.write(BANNER)
@@ -192,6 +208,8 @@ class ReplayPeer:
                                  ("Message", "Permission denied")])
             return
         if name == "ping":
+            if not self.answer_pings:
+                return
             reply.append(("Ping", "Pong"))
         elif name == "coreshowchannels":
             reply += [("EventList", "start"), ("Message", "Channels will follow")]
@@ -278,6 +296,8 @@ class ReplayPeer:
                 await self._flush(pending)
             if self.stats.events_sent in self.drops:
                 await self._flush(pending)
+                if self.hold_on_drop:
+                    self.accepting = False
                 self._drop_session()
                 skipping = self.gap
         await self._flush(pending)

@@ -112,12 +112,18 @@ class CallTracker:
         """The listing is complete: channels missing from it hung up while we were blind."""
         snapshot, self._snapshot = self._snapshot or {}, None
         out: list[CallEvent] = []
+        # Adopt first: a call restored after a service restart has no legs until the listing
+        # shows them, and must not be closed out for that.
+        for item in snapshot.values():
+            self._adopt_from_snapshot(item, at, out)
         for uniqueid in [u for u in self.legs if u not in snapshot]:
             self._drop_leg(uniqueid, at, out, reason="reconciled")
         for call in [c for c in self.calls.values() if not c.legs]:
             self._end_call(call, at, out, reason="reconciled")
-        for item in snapshot.values():
-            self._adopt_from_snapshot(item, at, out)
+        # Answers are judged once every channel's bridge is known (listing order is arbitrary).
+        for call in list(self.calls.values()):
+            if call.tracked and not call.answered_by:
+                self._answer_from_bridges(call, at, out)
         return out
 
     # ----------------------------------------------------------------- helpers
@@ -232,14 +238,22 @@ class CallTracker:
         if (not known and not call.tracked and chan.uniqueid == chan.linkedid
                 and chan.exten in self.routing.hotline_numbers):
             self._start(call, chan, "inbound", chan.exten, chan.caller_num, at, out)
-        if call.tracked and not call.answered_by and item.bridge and leg.endpoint:
-            # Answered while we were blind: an operator's phone sits in the caller's bridge.
-            peers = self.bridges.get(item.bridge, set()) - {leg.uniqueid}
-            for peer_id in sorted(peers):
-                peer = self.legs.get(peer_id)
-                if peer is not None and peer.linkedid == call.linkedid and peer.uniqueid != \
-                        call.linkedid and peer.endpoint and not peer.answered:
+
+    def _answer_from_bridges(self, call: Call, at: datetime, out: list[CallEvent]) -> None:
+        """Answered while we were blind: an operator's phone sits in a bridge of the call."""
+        for bridge_id in sorted({self.legs[u].bridge for u in call.legs
+                                 if u in self.legs and self.legs[u].bridge}):
+            # Membership is kept after BridgeLeave; only legs still in the bridge count.
+            members = [self.legs[u] for u in sorted(self.bridges.get(bridge_id, ()))
+                       if u in self.legs and self.legs[u].bridge == bridge_id]
+            if len(members) < 2:
+                continue
+            for peer in members:
+                if (peer.linkedid == call.linkedid
+                        and peer.uniqueid != call.linkedid and peer.endpoint
+                        and not peer.answered):
                     self._answer(call, peer, peer.endpoint, "", at, out)
+                    return
 
     # ----------------------------------------------------------------- handlers
     def _on_newchannel(self, event: ev.NewChannel, at: datetime, out: list[CallEvent]) -> None:

@@ -118,14 +118,23 @@ class Harness:
         return str(self.server.make_url(path))
 
     async def wait_calls_done(self, timeout_s: float = 10.0) -> None:
-        """Until the tracker has no active call and everything is committed."""
+        """Until the service has read everything sent (the message count stays still), the
+        tracker has no active call and every call event is committed.
+
+        A replay peer being done only means the bytes were written to the socket."""
+        services = self.services
         loop = asyncio.get_running_loop()
         deadline = loop.time() + timeout_s
+        last = -1
         while loop.time() < deadline:
-            if not self.services.tracker.active_calls and not len(self.services.buffer):
+            messages = services.pipeline.stats.messages
+            if (messages == last and not services.tracker.active_calls
+                    and not len(services.buffer)
+                    and services.intake.committed_events == services.pipeline.stats.call_events):
                 break
-            await asyncio.sleep(0.02)
-        await self.services.drain()
+            last = messages
+            await asyncio.sleep(0.05)
+        await services.drain()
 
 
 @pytest_asyncio.fixture

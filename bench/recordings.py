@@ -1,0 +1,213 @@
+"""Recording download throughput: 50 concurrent clients against a running service.
+
+Generates WAV files of 1-50 MB in a temporary folder, starts the service (SQLite, no PBX,
+HTTP on 127.0.0.1, in a child process so client and server each get a core), links the files
+to requests, then lets 50 aiohttp clients fetch them — half whole files, half with ``Range`` —
+for a fixed time. Prints MB/s, p99 time-to-first-byte, and plain file copy throughput of the
+same files measured in the same run, with the ratio. Stops by itself; loopback only.
+
+    .venv/bin/python -m bench.recordings [--seconds 10] [--clients 50]
+"""
+
+from __future__ import annotations
+
+import argparse
+import asyncio
+import hashlib
+import multiprocessing
+import os
+import random
+import shutil
+import statistics
+import struct
+import sys
+import tempfile
+import time
+from datetime import UTC, datetime
+from pathlib import Path
+from typing import Any
+
+import aiohttp
+
+SIZES_MB = (1, 2, 5, 10, 20, 50, 1, 3, 8, 15, 30, 50)
+CHUNK = 1024 * 1024
+HARD_LIMIT_S = 180.0
+
+
+def write_wav(path: Path, size: int) -> None:
+    """A valid 8 kHz 16-bit mono WAV of exactly ``size`` bytes (noise is good enough)."""
+    data_bytes = size - 44
+    header = (b"RIFF" + struct.pack("<I", size - 8) + b"WAVEfmt "
+              + struct.pack("<IHHIIHH", 16, 1, 1, 8000, 16000, 2, 16)
+              + b"data" + struct.pack("<I", data_bytes))
+    block = os.urandom(CHUNK)
+    with path.open("wb") as out:
+        out.write(header)
+        left = data_bytes
+        while left > 0:
+            out.write(block[:min(CHUNK, left)])
+            left -= CHUNK
+
+
+def serve(folder: str, port_queue: Any, stop: Any) -> None:
+    """Child process: the service with linked recordings, until ``stop`` is set."""
+    asyncio.run(_serve(Path(folder), port_queue, stop))
+
+
+async def _serve(folder: Path, port_queue: Any, stop: Any) -> None:
+    from aiohttp import web
+
+    from config import load_settings
+    from hotline.assembly import build_services
+    from hotline.web.app import create_app
+    from journal.models import Call, Recording, Request
+    from journal.users import add_user
+
+    settings = load_settings(database_url=f"sqlite+aiosqlite:///{folder / 'bench.sqlite3'}",
+                             recordings_dir=folder / "files", spill_dir=folder / "spill",
+                             http_host="127.0.0.1", http_port=0, log_level="warning")
+    services = build_services(settings)
+    await services.start(connect_ami=False)
+    now = datetime.now(UTC)
+    ids = []
+    async with services.db.sessions.begin() as session:
+        await add_user(session, "bench", "bench-password-1", "admin")
+        for number, path in enumerate(sorted((folder / "files").glob("*.wav")), 1):
+            request = Request(number=number, created_at=now, pbx_id="pbx1",
+                              linkedid=f"bench.{number}", status="new", level="1")
+            session.add(request)
+            await session.flush()
+            call = Call(request_id=request.id, pbx_id="pbx1", linkedid=f"bench.{number}",
+                        started_at=now, ended_at=now)
+            session.add(call)
+            await session.flush()
+            digest = hashlib.sha256(path.read_bytes()).hexdigest()
+            recording = Recording(request_id=request.id, call_id=call.id, pbx_id="pbx1",
+                                  pbx_path=f"/x/{path.name}", relative_path=path.name,
+                                  status="linked", started_at=now, linked_at=now,
+                                  bytes=path.stat().st_size, sha256=digest)
+            session.add(recording)
+            await session.flush()
+            ids.append((number, recording.id, path.stat().st_size))
+    runner = web.AppRunner(create_app(services), access_log=None)
+    await runner.setup()
+    site = web.TCPSite(runner, "127.0.0.1", 0)
+    await site.start()
+    port = runner.addresses[0][1]
+    port_queue.put((port, ids))
+    while not stop.is_set():
+        await asyncio.sleep(0.1)
+    await runner.cleanup()
+    await services.stop()
+
+
+def copy_throughput(files: list[Path], target: Path, rounds: int = 3) -> tuple[float, float]:
+    """Best-of-``rounds`` MB/s of shutil.copyfile (kernel copy) and of a 1 MB read/write
+    loop over the same files (best-of: the machine is shared, noise only slows things)."""
+    total = sum(f.stat().st_size for f in files)
+    kernel = userspace = 0.0
+    for _ in range(rounds):
+        target.mkdir(exist_ok=True)
+        start = time.perf_counter()
+        for f in files:
+            shutil.copyfile(f, target / f.name)
+        kernel = max(kernel, total / (time.perf_counter() - start) / 1e6)
+        shutil.rmtree(target)
+        target.mkdir()
+        start = time.perf_counter()
+        for f in files:
+            with f.open("rb") as src, (target / f.name).open("wb") as dst:
+                shutil.copyfileobj(src, dst, CHUNK)
+        userspace = max(userspace, total / (time.perf_counter() - start) / 1e6)
+        shutil.rmtree(target)
+    return kernel, userspace
+
+
+async def clients(port: int, ids: list[tuple[int, int, int]], n: int,
+                  seconds: float) -> dict[str, Any]:
+    base = f"http://127.0.0.1:{port}"
+    stats: dict[str, Any] = {"bytes": 0, "ttfb": [], "requests": 0, "ranged": 0, "errors": 0}
+    connector = aiohttp.TCPConnector(limit=n)
+    # A larger read buffer keeps the (Python) client from being the bottleneck.
+    async with aiohttp.ClientSession(connector=connector, read_bufsize=4 * CHUNK) as session:
+        async with session.post(f"{base}/api/v1/auth/login",
+                                json={"login": "bench", "password": "bench-password-1"}) as r:
+            token = (await r.json())["token"]
+        headers = {"Authorization": f"Bearer {token}"}
+        end = time.perf_counter() + seconds
+
+        async def one(index: int) -> None:
+            rnd = random.Random(index)
+            while time.perf_counter() < end:
+                number, rec_id, size = rnd.choice(ids)
+                h = dict(headers)
+                ranged = index % 2 == 1
+                if ranged:
+                    start = rnd.randrange(0, size - 1)
+                    h["Range"] = rnd.choice([f"bytes={start}-{min(size - 1, start + 4 * CHUNK)}",
+                                             f"bytes=-{CHUNK}", f"bytes={start}-"])
+                t0 = time.perf_counter()
+                url = f"{base}/api/v1/requests/{number}/recordings/{rec_id}"
+                async with session.get(url, headers=h) as resp:
+                    chunk = await resp.content.readany()
+                    stats["ttfb"].append(time.perf_counter() - t0)
+                    while chunk:
+                        stats["bytes"] += len(chunk)
+                        chunk = await resp.content.readany()
+                    if resp.status not in (200, 206):
+                        stats["errors"] += 1
+                stats["requests"] += 1
+                stats["ranged"] += ranged
+
+        t0 = time.perf_counter()
+        await asyncio.gather(*(one(i) for i in range(n)))
+        stats["elapsed"] = time.perf_counter() - t0
+    return stats
+
+
+def main(argv: list[str] | None = None) -> int:
+    parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    parser.add_argument("--seconds", type=float, default=10.0)
+    parser.add_argument("--clients", type=int, default=50)
+    args = parser.parse_args(argv)
+    with tempfile.TemporaryDirectory(prefix="hotline-bench-") as tmp:
+        folder = Path(tmp)
+        (folder / "files").mkdir()
+        files = []
+        for i, mb in enumerate(SIZES_MB):
+            path = folder / "files" / f"rec-{i:02d}-{mb}mb.wav"
+            write_wav(path, mb * 1024 * 1024)
+            files.append(path)
+        total_mb = sum(f.stat().st_size for f in files) / 1e6
+        kernel, userspace = copy_throughput(files, folder / "copy")
+        ctx = multiprocessing.get_context("spawn")
+        port_queue, stop = ctx.Queue(), ctx.Event()
+        server = ctx.Process(target=serve, args=(str(folder), port_queue, stop), daemon=True)
+        server.start()
+        try:
+            port, ids = port_queue.get(timeout=60)
+            stats = asyncio.run(asyncio.wait_for(
+                clients(port, ids, args.clients, args.seconds), HARD_LIMIT_S))
+        finally:
+            stop.set()
+            server.join(15)
+            if server.is_alive():
+                server.terminate()
+    mbps = stats["bytes"] / stats["elapsed"] / 1e6
+    ttfb = sorted(stats["ttfb"])
+    p99 = ttfb[min(len(ttfb) - 1, int(len(ttfb) * 0.99))] * 1000 if ttfb else float("nan")
+    print(f"files: {len(files)} WAV, 1-50 MB, {total_mb:.0f} MB in all", file=sys.stderr)
+    print(f"plain copy (shutil.copyfile, kernel): {kernel:9.1f} MB/s")
+    print(f"plain copy (1 MB read/write loop):    {userspace:9.1f} MB/s")
+    print(f"HTTP, {args.clients} clients, {stats['elapsed']:.1f} s: {mbps:9.1f} MB/s, "
+          f"{stats['requests']} requests ({stats['ranged']} with Range), "
+          f"{stats['errors']} errors")
+    print(f"time to first byte: median {statistics.median(ttfb) * 1000:.1f} ms, "
+          f"p99 {p99:.1f} ms")
+    print(f"ratio HTTP / kernel copy:    {mbps / kernel:6.1%}")
+    print(f"ratio HTTP / read-write copy: {mbps / userspace:6.1%}")
+    return 0 if stats["errors"] == 0 else 1
+
+
+if __name__ == "__main__":
+    raise SystemExit(main())

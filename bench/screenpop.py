@@ -1,0 +1,378 @@
+"""Screen-pop latency: 1,000 websocket clients, 100 concurrent calls replayed over TCP AMI.
+
+Three processes on loopback: the AMI replay peer, the service (SQLite in a temporary folder,
+HTTP on 127.0.0.1), and this one holding the websocket clients. The s01 trace is copied 100
+times with fresh ids (``refresh_ids``), each copy ringing its own extension (1001…1100), and
+the copies are interleaved (one call starting every ``--stagger`` seconds), so about 100 calls
+are in progress at once. The service records when each ``AgentCalled`` AMI event arrives (the
+pipeline's ``feed`` is wrapped); clients record when the ``call.ringing`` frame arrives.
+CLOCK_MONOTONIC is system-wide on Linux, so the two are comparable.
+
+Printed: p50 / p99 / max delay for the screen pop (the client bound to the ringing extension)
+and for every recipient of the pop (fan-out to admins and operators), frames sent, slow
+consumers dropped, and the service's RSS. Target: screen-pop p99 ≤ 20 ms.
+
+    .venv/bin/python bench/screenpop.py [--clients 1000] [--calls 100] [--stagger 0.05]
+"""
+
+from __future__ import annotations
+
+import argparse
+import asyncio
+import base64
+import json
+import multiprocessing as mp
+import os
+import re
+import statistics
+import sys
+import tempfile
+import time
+from pathlib import Path
+from typing import Any
+
+REPO = Path(__file__).resolve().parent.parent
+sys.path.insert(0, str(REPO))
+
+TRACE = REPO.parent / "shared" / "ami-traces" / "s01-answered-l1" / "trace.jsonl"
+if not TRACE.exists():
+    TRACE = REPO / "hotline" / "demo_data" / "s01-answered-l1" / "trace.jsonl"
+SECRET = "bench-secret"
+_EXT = re.compile(r"(?<![\d.])101(?!\d)")
+
+
+# ------------------------------------------------------------------ the traffic
+def build_traffic(calls: int, stagger_s: float) -> list[Any]:
+    """``calls`` copies of s01, fresh ids, extension 1000+n, start times ``stagger_s`` apart."""
+    from telephony.trace import TraceItem, read_trace, refresh_ids
+
+    items = read_trace(TRACE)
+    head: list[TraceItem] = []
+    for item in items:  # the banner and the login block's FullyBooted
+        head.append(item)
+        if item.header("Event") == "FullyBooted":
+            break
+    body = [i for i in items if i.is_message and not i.is_response
+            and i.header("Event") != "FullyBooted"]
+    first_t = body[0].t
+    merged: list[TraceItem] = []
+    for n in range(1, calls + 1):
+        ext = str(1000 + n)
+        offset = n * stagger_s - first_t
+        for item in refresh_ids(body, n):
+            pairs = tuple((k, _EXT.sub(ext, v)) for k, v in item.pairs)
+            merged.append(TraceItem(item.t + offset, pairs=pairs))
+    merged.sort(key=lambda i: i.t)
+    return head + merged
+
+
+def run_peer(conn: Any, calls: int, stagger_s: float, speed: float) -> None:
+    from telephony.replay import ReplayPeer
+
+    async def main() -> None:
+        peer = ReplayPeer(build_traffic(calls, stagger_s), speed=speed, secret=SECRET)
+        port = await peer.start()
+        conn.send(("port", port, peer.stats.events_sent))
+        await peer.done.wait()
+        conn.send(("done", peer.stats.events_sent))
+        await asyncio.get_running_loop().run_in_executor(None, conn.recv)  # until told
+        await peer.close()
+
+    asyncio.run(main())
+
+
+# ------------------------------------------------------------------ the service
+def _rss_kib() -> tuple[int, int]:
+    fields = dict(line.split(":", 1) for line in
+                  Path("/proc/self/status").read_text().splitlines() if ":" in line)
+    return int(fields["VmRSS"].split()[0]), int(fields["VmHWM"].split()[0])
+
+
+def run_service(conn: Any, ami_port: int, clients: int, workdir: str) -> None:
+    from datetime import UTC, datetime
+
+    from aiohttp import web
+    from sqlalchemy import select
+
+    from config import load_settings
+    from hotline.assembly import build_services
+    from hotline.logs import setup_logging
+    from hotline.web.app import create_app
+    from hotline.web.ws import HUB
+    from journal.models import Request, User
+    from journal.users import hash_password, open_session
+    from telephony.ami import AmiClient
+
+    setup_logging("warning", False)
+
+    async def main() -> None:
+        settings = load_settings(
+            database_url=f"sqlite+aiosqlite:///{workdir}/journal.sqlite3",
+            ami_host="127.0.0.1", ami_port=ami_port, ami_secret=SECRET,
+            hotline_numbers="88007070561", l2_targets="7001",
+            smo_lines="88001002030=SMO1", recordings_dir=f"{workdir}/rec",
+            spill_dir=f"{workdir}/spill", http_port=0, log_level="warning")
+        services = build_services(settings)
+        await services.start(connect_ami=False)
+        arrivals: dict[tuple[str, str], float] = {}
+        feed = services.pipeline.feed
+
+        def timed_feed(headers: Any) -> None:
+            if headers.get("Event") == "AgentCalled":
+                dest = str(headers.get("DestChannel", ""))
+                ext = dest.split("/", 1)[-1].rsplit("-", 1)[0]
+                arrivals.setdefault((str(headers.get("Linkedid")), ext), time.monotonic())
+            feed(headers)
+
+        services.pipeline.feed = timed_feed  # type: ignore[method-assign]
+        published: dict[str, float] = {}
+        publish = services.bus.publish
+
+        def timed_publish(note: Any) -> None:
+            if note.get("type") == "call.ringing":
+                published[f"{note['request_number']}|{note['extension']}"] = time.monotonic()
+            publish(note)
+
+        services.bus.publish = timed_publish  # type: ignore[method-assign]
+
+        # 1,000 users: every 10th an admin, a few SMO and auditors, the rest operators;
+        # one password hash for all (argon2 a thousand times would only slow the set-up).
+        password_hash = hash_password("bench-password-1")
+        tokens: list[tuple[str, str]] = []
+        async with services.db.sessions.begin() as session:
+            users = []
+            for i in range(clients):
+                role = "admin" if i % 10 == 0 else "smo" if i % 50 == 7 else \
+                    "auditor" if i % 50 == 9 else "operator"
+                users.append(User(login=f"u{i}", password_hash=password_hash, role=role,
+                                  smo="SMO1" if role == "smo" else None,
+                                  extension=str(1000 + i), created_at=datetime.now(UTC),
+                                  failed_logins=0, locked=False))
+            session.add_all(users)
+            await session.flush()
+            for user in users:
+                token, _csrf = await open_session(session, user, 2)
+                tokens.append((user.extension or "", token))
+        app = create_app(services)
+        runner = web.AppRunner(app, access_log=None)
+        await runner.setup()
+        site = web.TCPSite(runner, "127.0.0.1", 0)
+        await site.start()
+        port = site._server.sockets[0].getsockname()[1]  # type: ignore[union-attr]
+        conn.send(("ready", port, tokens, _rss_kib()))
+        loop = asyncio.get_running_loop()
+        await loop.run_in_executor(None, conn.recv)  # "start"
+        s = settings
+        services.ami = AmiClient(
+            host=s.ami_host or "127.0.0.1", port=s.ami_port, username=s.ami_username,
+            secret=s.ami_secret.get_secret_value(), event_sink=services.pipeline.feed,
+            on_login=services.pipeline.begin_snapshot)
+        services.ami.start()
+        await loop.run_in_executor(None, conn.recv)  # "report"
+        async with services.db.session() as session:
+            numbers = {lid: n for lid, n in await session.execute(
+                select(Request.linkedid, Request.number))}
+        hub = app[HUB]
+        conn.send(("report", {f"{lid}|{ext}": t for (lid, ext), t in arrivals.items()},
+                   numbers, _rss_kib(), hub.sent, hub.dropped_slow, len(hub.connections),
+                   services.health(), published))
+        await loop.run_in_executor(None, conn.recv)  # "stop"
+        await runner.cleanup()
+        await services.stop()
+
+    asyncio.run(main())
+
+
+# ------------------------------------------------------------------ the clients
+class RawClient(asyncio.Protocol):
+    """A minimal websocket client (handshake, unmasked server frames, pong) so that a
+    thousand of them in one process measure the service, not the client library."""
+
+    def __init__(self, ext: str, request: bytes, ready: Any,
+                 received: list[tuple[int, str, str, float]], counts: list[int]) -> None:
+        self.ext = ext
+        self.request = request
+        self.ready = ready
+        self.received = received
+        self.counts = counts
+        self.buffer = bytearray()
+        self.upgraded = False
+        self.transport: asyncio.Transport | None = None
+
+    def connection_made(self, transport: asyncio.BaseTransport) -> None:
+        assert isinstance(transport, asyncio.Transport)
+        self.transport = transport
+        transport.write(self.request)
+
+    def data_received(self, data: bytes) -> None:
+        now = time.monotonic()
+        buf = self.buffer
+        buf += data
+        if not self.upgraded:
+            end = buf.find(b"\r\n\r\n")
+            if end < 0:
+                return
+            if not buf.startswith(b"HTTP/1.1 101"):
+                raise RuntimeError(bytes(buf[:200]).decode(errors="replace"))
+            del buf[:end + 4]
+            self.upgraded = True
+        pos = 0
+        while len(buf) - pos >= 2:
+            opcode, size = buf[pos] & 0x0F, buf[pos + 1] & 0x7F
+            start = pos + 2
+            if size == 126:
+                if len(buf) - pos < 4:
+                    break
+                size, start = int.from_bytes(buf[pos + 2:pos + 4], "big"), pos + 4
+            elif size == 127:
+                if len(buf) - pos < 10:
+                    break
+                size, start = int.from_bytes(buf[pos + 2:pos + 10], "big"), pos + 10
+            if len(buf) < start + size:
+                break
+            payload = bytes(buf[start:start + size])
+            pos = start + size
+            if opcode == 1:
+                self.counts[0] += 1
+                if b'"call.ringing"' in payload:
+                    frame = json.loads(payload)
+                    self.received.append((frame["request_number"], frame["extension"],
+                                          self.ext, now))
+                elif b'"hello"' in payload:
+                    self.ready()
+            elif opcode == 9 and self.transport is not None:  # ping → masked pong
+                mask = os.urandom(4)
+                body = bytes(b ^ mask[i % 4] for i, b in enumerate(payload))
+                self.transport.write(bytes((0x8A, 0x80 | len(body))) + mask + body)
+            elif opcode == 8 and self.transport is not None:
+                self.transport.close()
+        del buf[:pos]
+
+
+async def run_clients(port: int, tokens: list[tuple[str, str]], ready: asyncio.Event,
+                      received: list[tuple[int, str, str, float]], counts: list[int]) -> Any:
+    loop = asyncio.get_running_loop()
+    connected = [0]
+
+    def one_ready() -> None:
+        connected[0] += 1
+        if connected[0] == len(tokens):
+            ready.set()
+
+    transports = []
+    # Connect in waves: 1,000 simultaneous handshakes would only measure the accept backlog.
+    for i in range(0, len(tokens), 100):
+        for ext, token in tokens[i:i + 100]:
+            key = base64.b64encode(os.urandom(16)).decode()
+            request = (f"GET /api/v1/events?token={token} HTTP/1.1\r\n"
+                       f"Host: 127.0.0.1:{port}\r\nUpgrade: websocket\r\n"
+                       f"Connection: Upgrade\r\nSec-WebSocket-Key: {key}\r\n"
+                       f"Sec-WebSocket-Version: 13\r\n\r\n").encode()
+            transport, _ = await loop.create_connection(
+                lambda e=ext, r=request: RawClient(e, r, one_ready, received, counts),
+                "127.0.0.1", port)
+            transports.append(transport)
+        while connected[0] < min(i + 100, len(tokens)):
+            await asyncio.sleep(0.01)
+    return transports
+
+
+def pct(values: list[float], q: float) -> float:
+    ordered = sorted(values)
+    return ordered[min(len(ordered) - 1, int(q * len(ordered)))] if ordered else float("nan")
+
+
+async def main(args: argparse.Namespace) -> int:
+    ctx = mp.get_context("spawn")
+    peer_conn, peer_child = ctx.Pipe()
+    peer = ctx.Process(target=run_peer, args=(peer_child, args.calls, args.stagger, args.speed),
+                       daemon=True)
+    peer.start()
+    _, ami_port, _ = peer_conn.recv()
+    workdir = tempfile.mkdtemp(prefix="hotline-bench-")
+    svc_conn, svc_child = ctx.Pipe()
+    service = ctx.Process(target=run_service, args=(svc_child, ami_port, args.clients, workdir),
+                          daemon=True)
+    service.start()
+    loop = asyncio.get_running_loop()
+    _, http_port, tokens, rss_idle = await loop.run_in_executor(None, svc_conn.recv)
+
+    ready = asyncio.Event()
+    received: list[tuple[int, str, str, float]] = []
+    counts = [0]
+    t0 = time.monotonic()
+    sockets = await run_clients(http_port, tokens, ready, received, counts)
+    await asyncio.wait_for(ready.wait(), 120)
+    print(f"{len(sockets)} websocket clients connected in {time.monotonic() - t0:.1f} s")
+    svc_conn.send("start")
+    started = time.monotonic()
+    await loop.run_in_executor(None, peer_conn.recv)  # the PBX sent everything
+    # Let the last calls' frames arrive.
+    last = -1
+    while counts[0] != last:
+        last = counts[0]
+        await asyncio.sleep(1.0)
+    elapsed = time.monotonic() - started
+    svc_conn.send("report")
+    _, arrivals, numbers, rss, sent, dropped, connected, health, published = \
+        await loop.run_in_executor(None, svc_conn.recv)
+
+    by_number = {n: lid for lid, n in numbers.items()}
+    pops: list[float] = []
+    fanout: list[float] = []
+    journal: list[float] = []  # AMI arrival → notification published (intake, database)
+    hub: list[float] = []      # published → frame at the bound client (websocket hub)
+    for number, ext, client_ext, at in received:
+        lid = by_number.get(number)
+        started_at = arrivals.get(f"{lid}|{ext}")
+        if started_at is None:
+            continue
+        delay_ms = (at - started_at) * 1000
+        fanout.append(delay_ms)
+        if client_ext == ext:
+            pops.append(delay_ms)
+            published_at = published.get(f"{number}|{ext}")
+            if published_at is not None:
+                journal.append((published_at - started_at) * 1000)
+                hub.append((at - published_at) * 1000)
+
+    def line(name: str, values: list[float]) -> str:
+        if not values:
+            return f"{name}: no samples"
+        return (f"{name}: n={len(values)} p50={statistics.median(values):.1f} ms "
+                f"p99={pct(values, 0.99):.1f} ms max={max(values):.1f} ms")
+
+    print(f"{args.calls} calls ({len(numbers)} requests), {health['pipeline']['messages']} AMI "
+          f"messages in {elapsed:.1f} s; {sent} frames sent, {counts[0]} received, "
+          f"{dropped} slow consumers dropped, {connected} still connected")
+    print(line("screen pop (bound client)", pops))
+    print(line("call.ringing, every recipient", fanout))
+    print(line("  of the pop: AMI → published (intake + database)", journal))
+    print(line("  of the pop: published → client (websocket hub)", hub))
+    print(f"service RSS: {rss[0] / 1024:.0f} MiB now, {rss[1] / 1024:.0f} MiB peak "
+          f"({rss_idle[0] / 1024:.0f} MiB before the clients connected)")
+    ok = bool(pops) and pct(pops, 0.99) <= args.target_ms and len(pops) == args.calls
+    print(f"target screen-pop p99 <= {args.target_ms:.0f} ms: {'met' if ok else 'NOT met'}")
+
+    for transport in sockets:
+        transport.close()
+    svc_conn.send("stop")
+    service.join(20)
+    peer_conn.send("stop")
+    peer.join(5)
+    return 0 if ok else 1
+
+
+def cli() -> int:
+    parser = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
+    parser.add_argument("--clients", type=int, default=1000)
+    parser.add_argument("--calls", type=int, default=100)
+    parser.add_argument("--stagger", type=float, default=0.05,
+                        help="seconds between call starts (0.05: all 100 within 5 s)")
+    parser.add_argument("--speed", type=float, default=1.0, help="replay speed (1 = real time)")
+    parser.add_argument("--target-ms", type=float, default=20.0)
+    return asyncio.run(main(parser.parse_args()))
+
+
+if __name__ == "__main__":
+    raise SystemExit(cli())

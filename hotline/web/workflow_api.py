@@ -1,0 +1,381 @@
+"""HTTP routes of the journal workflow (DESIGN §5 PATCH/close, plus routing, deferred answers,
+click-to-call, urgent contacts, the topic classifier and reports).
+
+Each write runs in one transaction; notifications are stored and published only after the
+commit. Domain refusals (journal.workflow.WorkflowError, journal.validation.Invalid, the closed
+request guards) become the contract's JSON errors here.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import inspect
+from collections.abc import Awaitable, Callable
+from datetime import datetime
+from typing import Any
+
+from aiohttp import web
+from sqlalchemy.exc import IntegrityError
+from sqlalchemy.ext.asyncio import AsyncSession
+
+from hotline.web.auth import current_user, remote_of
+from hotline.web.context import SERVICES
+from hotline.web.errors import ApiError
+from journal.audit import audit
+from journal.bus import Notification
+from journal.classifier import active_codes, current_topics, ensure_seeded, save_topic
+from journal.export import to_csv, to_xlsx
+from journal.guards import CLOSED_MESSAGE, ClosedRequestError
+from journal.models import Notification as StoredNotification
+from journal.models import Request
+from journal.queries import load_request, request_detail
+from journal.reports import BadPeriod, parse_period, summary
+from journal.users import Principal
+from journal.validation import Invalid
+from journal.workflow import (
+    Outcome,
+    WorkflowError,
+    callback_done,
+    callback_due_list,
+    callback_number,
+    close_request,
+    correct_request,
+    defer_request,
+    ensure_can_edit,
+    ensure_open,
+    now_utc,
+    originate_action,
+    patch_request,
+    record,
+    route_request,
+    urgent_contact,
+)
+
+Action = Callable[[AsyncSession, Principal, Request, dict[str, Any]], Awaitable[Outcome]]
+
+
+def _parse_number(request: web.Request) -> int:
+    raw = request.match_info["number"]
+    if not raw.isdigit() or len(raw) > 18:
+        raise ApiError(400, "bad_number", "Номер заявки должен быть целым числом")
+    return int(raw)
+
+
+async def _body(request: web.Request) -> dict[str, Any]:
+    if not request.can_read_body:
+        return {}
+    try:
+        body = await request.json()
+    except ValueError:
+        raise ApiError(400, "bad_json", "Тело запроса должно быть JSON") from None
+    if body is None:
+        return {}
+    if not isinstance(body, dict):
+        raise ApiError(400, "bad_json", "Тело запроса должно быть JSON-объектом")
+    return body
+
+
+async def _visible(session: AsyncSession, user: Principal, number: int) -> Request:
+    from journal.access import can_see_request
+
+    found = await load_request(session, number)
+    if found is None or not can_see_request(user, found):
+        raise ApiError(404, "not_found", f"Заявка {number} не найдена")
+    return found
+
+
+async def _store(session: AsyncSession, notes: list[Notification]) -> None:
+    """Keep notifications (as intake does) so a reconnecting page can catch up."""
+    rows = [StoredNotification(at=datetime.fromisoformat(n["at"]), type=n["type"],
+                               request_number=n.get("request_number"), payload=n)
+            for n in notes]
+    session.add_all(rows)
+    await session.flush()
+    for row, stored in zip(rows, notes, strict=True):
+        stored["id"] = row.id
+
+
+async def _current_json(request: web.Request, number: int) -> dict[str, Any] | None:
+    services = request.app[SERVICES]
+    async with services.db.session() as session:
+        found = await load_request(session, number)
+        return await request_detail(session, found) if found is not None else None
+
+
+async def _run(request: web.Request, action: Action, status: int = 200) -> web.Response:
+    """Load the visible request, apply ``action``, answer with the request's new JSON."""
+    number = _parse_number(request)
+    user = current_user(request)
+    body = await _body(request)
+    services = request.app[SERVICES]
+    try:
+        async with services.db.sessions.begin() as session:
+            found = await _visible(session, user, number)
+            outcome = await action(session, user, found, body)
+            await _store(session, outcome.notes)
+            if outcome.request is not found:
+                outcome.request = await load_request(session, outcome.request.number) \
+                    or outcome.request
+            data = await request_detail(session, outcome.request)
+    except WorkflowError as exc:
+        if exc.code == "version_conflict":
+            raise ApiError(409, exc.code, exc.message,
+                           current=await _current_json(request, number)) from None
+        raise ApiError(exc.status, exc.code, exc.message, **exc.extra) from None
+    except Invalid as exc:
+        raise ApiError(422, "invalid", exc.message, fields=exc.fields) from None
+    except ClosedRequestError:
+        raise _closed(number) from None
+    except IntegrityError as exc:
+        if CLOSED_MESSAGE in str(exc.orig):
+            raise _closed(number) from None
+        raise
+    for stored in outcome.notes:
+        services.bus.publish(stored)
+    if outcome.warnings:
+        data["warnings"] = outcome.warnings
+    return web.json_response(data, status=status)
+
+
+def _closed(number: int) -> ApiError:
+    return ApiError(409, "closed", f"Заявка {number} закрыта: изменения не принимаются")
+
+
+def _settings(request: web.Request) -> Any:
+    return request.app[SERVICES].settings
+
+
+# ------------------------------------------------------------------ request writes
+async def patch(request: web.Request) -> web.Response:
+    async def act(session: AsyncSession, user: Principal, found: Request,
+                  body: dict[str, Any]) -> Outcome:
+        return await patch_request(session, user, found, body, await active_codes(session),
+                                   remote_of(request))
+    return await _run(request, act)
+
+
+async def close(request: web.Request) -> web.Response:
+    async def act(session: AsyncSession, user: Principal, found: Request,
+                  body: dict[str, Any]) -> Outcome:
+        return await close_request(session, user, found, body, remote_of(request))
+    return await _run(request, act)
+
+
+async def correction(request: web.Request) -> web.Response:
+    async def act(session: AsyncSession, user: Principal, found: Request,
+                  body: dict[str, Any]) -> Outcome:
+        return await correct_request(session, user, found, body, await active_codes(session),
+                                     remote_of(request))
+    return await _run(request, act, status=201)
+
+
+async def route(request: web.Request) -> web.Response:
+    async def act(session: AsyncSession, user: Principal, found: Request,
+                  body: dict[str, Any]) -> Outcome:
+        return await route_request(session, user, found, body, _settings(request),
+                                   remote_of(request))
+    return await _run(request, act)
+
+
+async def defer(request: web.Request) -> web.Response:
+    async def act(session: AsyncSession, user: Principal, found: Request,
+                  body: dict[str, Any]) -> Outcome:
+        return await defer_request(session, user, found, body, _settings(request),
+                                   remote_of(request))
+    return await _run(request, act)
+
+
+async def done(request: web.Request) -> web.Response:
+    async def act(session: AsyncSession, user: Principal, found: Request,
+                  body: dict[str, Any]) -> Outcome:
+        return await callback_done(session, user, found, body, remote_of(request))
+    return await _run(request, act)
+
+
+async def urgent(request: web.Request) -> web.Response:
+    async def act(session: AsyncSession, user: Principal, found: Request,
+                  body: dict[str, Any]) -> Outcome:
+        return await urgent_contact(session, user, found, body, _settings(request),
+                                    remote_of(request))
+    return await _run(request, act)
+
+
+async def click_to_call(request: web.Request) -> web.Response:
+    """Originate a call-back: the operator's phone rings, then the citizen is dialled; the
+    call (and its recording) is linked to the request by intake."""
+    services = request.app[SERVICES]
+    ami = services.ami
+    if ami is None or getattr(ami, "state", None) != "connected":
+        raise ApiError(503, "ami_unavailable",
+                       "Нет связи с АТС: звонок не может быть выполнен, позвоните вручную")
+    user = current_user(request)
+    if not user.extension:
+        raise ApiError(422, "invalid", "У пользователя не задан внутренний номер",
+                       fields={"extension": "Не задан внутренний номер телефона оператора"})
+
+    async def act(session: AsyncSession, user: Principal, found: Request,
+                  body: dict[str, Any]) -> Outcome:
+        ensure_can_edit(user, found)
+        ensure_open(found)
+        number = callback_number(found, body)
+        action = originate_action(found, user, number, services.settings)
+        at = now_utc()
+        record(session, found, user, "callback_call", at, number=number,
+               extension=user.extension)
+        audit(session, user, "callback_call", found.number, remote_of(request), number=number)
+        # Register before sending: the PBX may report the new call before answering us.
+        services.intake.pending_callbacks[number] = found.id
+        try:
+            response = await _send_originate(ami, action)
+        except (ConnectionError, TimeoutError):
+            services.intake.pending_callbacks.pop(number, None)
+            raise ApiError(503, "ami_unavailable",
+                           "Нет связи с АТС: звонок не может быть выполнен, позвоните вручную"
+                           ) from None
+        answer = response[0] if isinstance(response, list) and response else response
+        if hasattr(answer, "get") and str(answer.get("Response", "")).lower() == "error":
+            services.intake.pending_callbacks.pop(number, None)
+            raise ApiError(502, "originate_failed",
+                           f"АТС отклонила вызов: {answer.get('Message', '')}".strip())
+        return Outcome(found)
+    return await _run(request, act)
+
+
+async def _send_originate(ami: Any, action: dict[str, str], timeout_s: float = 10.0) -> Any:
+    """Send the Originate and return the PBX's immediate answer ("successfully queued").
+
+    panoramisk would otherwise treat an Async originate as a list and wait for the
+    OriginateResponse event, i.e. until the operator picks up (up to the 30 s ring timeout).
+    AmiClient.send_action does not forward ``as_list`` (yet), so use it when it does and reach
+    for its live manager otherwise.
+    """
+    if "as_list" in inspect.signature(ami.send_action).parameters:
+        return await ami.send_action(action, as_list=False)
+    manager = getattr(ami, "_manager", None)
+    if manager is None or getattr(ami, "state", None) != "connected":
+        raise ConnectionError("AMI is not connected")
+    return await asyncio.wait_for(manager.send_action(dict(action), as_list=False), timeout_s)
+
+
+async def callbacks(request: web.Request) -> web.Response:
+    user = current_user(request)
+    if user.role not in ("operator", "smo", "admin"):
+        raise ApiError(403, "forbidden", "Недостаточно прав")
+    due = request.query.get("due", "all")
+    if due not in ("overdue", "today", "all"):
+        raise ApiError(400, "bad_parameter", "Параметр due: overdue, today или all")
+    # Operators and SMO users see their own call-backs; the administrator everybody's
+    # (or only their own with mine=1).
+    mine = user.role != "admin" or request.query.get("mine") == "1"
+    services = request.app[SERVICES]
+    async with services.db.sessions.begin() as session:
+        items = await callback_due_list(session, user, due, services.settings, mine)
+        audit(session, user, "list_callbacks", remote=remote_of(request), due=due,
+              count=len(items))
+    return web.json_response({"items": items, "total": len(items)})
+
+
+# ------------------------------------------------------------------ topic classifier
+async def topics_list(request: web.Request) -> web.Response:
+    services = request.app[SERVICES]
+    include_inactive = request.query.get("all") == "1"
+    async with services.db.sessions.begin() as session:
+        topics = await current_topics(session, include_inactive=include_inactive)
+    return web.json_response({"items": [t.public() for t in topics]})
+
+
+async def topic_save(request: web.Request) -> web.Response:
+    user = current_user(request)
+    if user.role != "admin":
+        raise ApiError(403, "forbidden", "Классификатор изменяет администратор")
+    code = request.match_info["code"]
+    body = await _body(request)
+    errors: dict[str, str] = {}
+    if not code.replace("_", "").isalnum() or len(code) > 80:
+        errors["code"] = "Код: латинские буквы, цифры и _, до 80 символов"
+    label = body.get("label")
+    if not isinstance(label, str) or not label.strip() or len(label) > 300:
+        errors["label"] = "Название: непустая строка до 300 символов"
+    active = body.get("active", True)
+    if not isinstance(active, bool):
+        errors["active"] = "Ожидается true/false"
+    position = body.get("position")
+    if position is not None and (isinstance(position, bool) or not isinstance(position, int)):
+        errors["position"] = "Ожидается целое число"
+    if errors:
+        raise ApiError(422, "invalid", "Проверьте заполнение полей", fields=errors)
+    services = request.app[SERVICES]
+    async with services.db.sessions.begin() as session:
+        topic = await save_topic(session, code, str(label).strip(), bool(active), position,
+                                 user.login)
+        audit(session, user, "classifier_topic", remote=remote_of(request), **topic.public())
+    return web.json_response(topic.public())
+
+
+async def _seed_classifier(app: web.Application) -> None:
+    async with app[SERVICES].db.sessions.begin() as session:
+        await ensure_seeded(session)
+
+
+def attach(app: web.Application) -> None:
+    """Add the workflow routes to the application (called by hotline.assembly)."""
+    base = "/api/v1/requests/{number}"
+    app.router.add_patch(base, patch)
+    app.router.add_post(base + "/close", close)
+    app.router.add_post(base + "/correction", correction)
+    app.router.add_post(base + "/route", route)
+    app.router.add_post(base + "/defer", defer)
+    app.router.add_post(base + "/callback", click_to_call)
+    app.router.add_post(base + "/callback/done", done)
+    app.router.add_post(base + "/urgent", urgent)
+    app.router.add_get("/api/v1/callbacks", callbacks)
+    app.router.add_get("/api/v1/classifier/topics", topics_list)
+    app.router.add_put("/api/v1/classifier/topics/{code}", topic_save)
+    app.router.add_get("/api/v1/reports/summary", report_summary)
+    app.router.add_get("/api/v1/reports/summary.csv", report_csv)
+    app.router.add_get("/api/v1/reports/summary.xlsx", report_xlsx)
+    app.on_startup.append(_seed_classifier)
+
+
+# ------------------------------------------------------------------ reports
+async def _report(request: web.Request) -> dict[str, Any]:
+    """Admin and auditor: the whole journal; an SMO user: that SMO's slice."""
+    user = current_user(request)
+    if user.role not in ("admin", "auditor", "smo"):
+        raise ApiError(403, "forbidden", "Отчёты доступны администратору и аудитору")
+    services = request.app[SERVICES]
+    tz = services.settings.local_timezone
+    try:
+        period = parse_period(request.query.get("period", ""), tz)
+    except BadPeriod as exc:
+        raise ApiError(400, "bad_parameter", str(exc)) from None
+    smo = user.smo if user.role == "smo" else (request.query.get("smo") or None)
+    if user.role == "smo" and not smo:
+        raise ApiError(403, "forbidden", "Пользователь СМО не привязан к СМО")
+    async with services.db.sessions.begin() as session:
+        data = await summary(session, period, tz=tz, smo=smo,
+                             compare=request.query.get("compare") in ("1", "true"))
+        audit(session, user, "report", remote=remote_of(request), period=period.label, smo=smo)
+    return data
+
+
+async def report_summary(request: web.Request) -> web.Response:
+    return web.json_response(await _report(request))
+
+
+async def report_csv(request: web.Request) -> web.Response:
+    data = await _report(request)
+    return web.Response(body=to_csv(data), content_type="text/csv", charset="utf-8",
+                        headers=_attachment(f"hotline-{data['period']}.csv"))
+
+
+async def report_xlsx(request: web.Request) -> web.Response:
+    data = await _report(request)
+    return web.Response(
+        body=to_xlsx(data),
+        content_type="application/vnd.openxmlformats-officedocument.spreadsheetml.sheet",
+        headers=_attachment(f"hotline-{data['period']}.xlsx"))
+
+
+def _attachment(name: str) -> dict[str, str]:
+    return {"Content-Disposition": f'attachment; filename="{name}"'}

@@ -1,0 +1,301 @@
+"""The websocket hub, ``GET /api/v1/events``: where a screen pop is sent (DESIGN §5).
+
+Each connection has its own bounded subscription on the bus; every notification passes
+journal/access.py (via journal/notify.py) for that connection's user. On connect the client gets
+``{"type": "hello", ...}``; with ``?last_event_id=N`` it first gets what it missed from the
+``notifications`` table (at most 500, filtered), then live events, without duplicates. A client
+that cannot keep up is closed with 4008 "slow consumer"; one whose session ended, with 4001.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import contextlib
+import json
+from dataclasses import dataclass, field
+from datetime import UTC, datetime
+from urllib.parse import urlsplit
+
+import structlog
+from aiohttp import WSMsgType, web
+from sqlalchemy import select
+
+from hotline.web.auth import COOKIE, current_user
+from hotline.web.context import SERVICES, TOKEN
+from hotline.web.errors import ApiError
+from journal.bus import Subscription
+from journal.models import User, UserSession
+from journal.notify import FrameCache, Scope, ScopeCache, allowed, missed_notes
+from journal.users import Principal, _digest
+
+log = structlog.get_logger(__name__)
+
+PATH = "/api/v1/events"
+HEARTBEAT_S = 20.0          # aiohttp ping/pong; a dead peer is dropped after it
+BACKLOG_LIMIT = 500         # at most this many missed events on resume
+CLOSE_SLOW = 4008
+CLOSE_SESSION_ENDED = 4001
+CLOSE_GOING_AWAY = 1001
+MAX_WRITE_BUFFER = 1 << 20  # bytes a client may leave unread before it counts as slow
+
+
+@dataclass(eq=False)
+class Connection:
+    """One open websocket: who, its bounded subscription, where it has got to."""
+
+    user: Principal
+    token_hash: str
+    ws: web.WebSocketResponse
+    subscription: Subscription
+    transport: asyncio.Transport | None
+    sent_upto: int = 0
+    live: bool = False  # the backlog is out; live notifications may be written
+    flushing: bool = False  # one writer at a time keeps the order
+    closing: bool = field(default=False)
+
+
+class Hub:
+    """All websocket connections of this service instance."""
+
+    def __init__(self, app: web.Application) -> None:
+        self.app = app
+        services = app[SERVICES]
+        self.services = services
+        self.scopes = ScopeCache(services.db)
+        self.frames = FrameCache()
+        self.connections: set[Connection] = set()
+        self.watch_interval_s = 1.0
+        self.revalidate_every_s = 30.0
+        self.close_timeout_s = 2.0
+        self.sent = 0
+        self.dropped_slow = 0
+        self._verdicts: dict[int, tuple[Scope, Scope]] = {}
+        self._watchdog: asyncio.Task[None] | None = None
+        self._dispatcher: asyncio.Task[None] | None = None
+        self._background: set[asyncio.Task[None]] = set()
+
+    # ----------------------------------------------------------- lifecycle
+    async def start(self, _app: web.Application) -> None:
+        self._watchdog = asyncio.create_task(self._watch(), name="ws-watchdog")
+        self._dispatcher = asyncio.create_task(self._dispatch(), name="ws-dispatch")
+
+    async def stop(self, _app: web.Application) -> None:
+        for task in (self._watchdog, self._dispatcher):
+            if task is not None:
+                task.cancel()
+                with contextlib.suppress(asyncio.CancelledError):
+                    await task
+        await asyncio.gather(*(self.close(c, CLOSE_GOING_AWAY, "server shutdown")
+                               for c in list(self.connections)), return_exceptions=True)
+
+    # ----------------------------------------------------------- a connection
+    async def handle(self, request: web.Request) -> web.StreamResponse:
+        user = current_user(request)
+        last_event_id = _last_event_id(request)
+        _check_origin(request)
+        ws = web.WebSocketResponse(heartbeat=HEARTBEAT_S, compress=False, max_msg_size=64 * 1024)
+        await ws.prepare(request)
+        # Subscribe before reading the backlog: nothing published meanwhile is lost, and
+        # duplicates are skipped by id.
+        subscription = self.services.bus.subscribe(kind="ws", login=user.login)
+        transport = request.transport
+        conn = Connection(user, _digest(request[TOKEN]), ws, subscription,
+                          transport if isinstance(transport, asyncio.Transport) else None)
+        self.connections.add(conn)
+        try:
+            backlog: list[dict[str, object]] = []
+            truncated = False
+            if last_event_id is not None:
+                conn.sent_upto = last_event_id
+                backlog, truncated = await missed_notes(self.services.db, user, last_event_id,
+                                                        BACKLOG_LIMIT)
+            now = datetime.now(UTC).isoformat()
+            await ws.send_str(json.dumps({
+                "id": None, "type": "hello", "at": now, "request_number": None,
+                "user": user.public(), "server_time": now, "heartbeat_s": HEARTBEAT_S,
+                "last_event_id": last_event_id, "resumed": len(backlog), "truncated": truncated,
+            }, ensure_ascii=False))
+            for note in backlog:
+                await ws.send_str(self.frames.frame(note))
+                conn.sent_upto = max(conn.sent_upto, int(note["id"]))  # type: ignore[call-overload]
+            conn.live = True
+            await self.flush([conn])  # what was published while the backlog went out
+            async for message in ws:
+                if message.type == WSMsgType.TEXT and message.data == "ping":
+                    await ws.send_str(json.dumps({"id": None, "type": "pong",
+                                                  "at": datetime.now(UTC).isoformat(),
+                                                  "request_number": None}))
+                # Other client messages carry nothing the server acts on.
+        finally:
+            self.connections.discard(conn)
+            self.services.bus.unsubscribe(subscription)
+        return ws
+
+    # ----------------------------------------------------------- fan-out
+    async def _dispatch(self) -> None:
+        """Wake once per burst of notifications (not once per connection and notification)
+        and write to every connection from its own bounded subscription queue."""
+        trigger = self.services.bus.subscribe(kind="ws-dispatch")
+        try:
+            while True:
+                batch = [await trigger.queue.get()]
+                while not trigger.queue.empty():
+                    batch.append(trigger.queue.get_nowait())
+                trigger.overflowed = False  # only a wake-up call: connections have the notes
+                await self._judge_all(batch)
+                await self.flush(self._pop_first(batch))
+        finally:
+            self.services.bus.unsubscribe(trigger)
+
+    async def _judge_all(self, notes: list[dict[str, object]]) -> None:
+        """Each note's request scope, once for all connections, in order."""
+        for note in notes:
+            note_id = note.get("id")
+            if isinstance(note_id, int) and note_id not in self._verdicts:
+                self._verdicts[note_id] = await self.scopes.judge(note)
+        while len(self._verdicts) > 4096:
+            del self._verdicts[next(iter(self._verdicts))]
+
+    def _pop_first(self, notes: list[dict[str, object]]) -> list[Connection]:
+        """Connections in write order: the phones that ring in this burst first (the pop)."""
+        ringing = {n.get("extension") for n in notes if n.get("type") == "call.ringing"}
+        if not ringing:
+            return list(self.connections)
+        first = [c for c in self.connections if c.user.extension in ringing]
+        return first + [c for c in self.connections if c.user.extension not in ringing]
+
+    async def flush(self, conns: list[Connection]) -> None:
+        """Write what each connection's queue holds, as far as its socket takes it."""
+        for conn in conns:
+            if not conn.live or conn.closing or conn.flushing:
+                continue
+            conn.flushing = True
+            try:
+                await self._flush_one(conn)
+            finally:
+                conn.flushing = False
+
+    async def _flush_one(self, conn: Connection) -> None:
+        subscription = conn.subscription
+        if subscription.overflowed:
+            self._close_later(conn, CLOSE_SLOW, "slow consumer")
+            return
+        transport = conn.transport
+        if transport is None or transport.is_closing():
+            return
+        queue = subscription.queue
+        # Leave the rest queued (bounded) while the client does not read; if the queue
+        # overflows meanwhile, the client is dropped as a slow consumer.
+        if transport.get_write_buffer_size() > MAX_WRITE_BUFFER:
+            return
+        out: list[bytes] = []
+        while not queue.empty():
+            note = queue.get_nowait()
+            if note.get("type") == "_overflow":
+                continue
+            note_id = note.get("id")
+            if isinstance(note_id, int):
+                if note_id <= conn.sent_upto:
+                    continue  # already sent from the backlog
+                verdict = self._verdicts.get(note_id)
+                if verdict is None:
+                    verdict = self._verdicts[note_id] = await self.scopes.judge(note)
+                conn.sent_upto = note_id
+            else:
+                verdict = await self.scopes.judge(note)
+            if allowed(conn.user, note, *verdict):
+                out.append(self.frames.wire(note))
+        if out:
+            # The same pre-framed bytes for every client, straight to the socket, one write
+            # per burst: a pop fans out to a thousand pages and aiohttp's per-message path
+            # costs ~10x more. Frames are whole and the loop is single-threaded: nothing
+            # interleaves with aiohttp's own pings.
+            transport.write(out[0] if len(out) == 1 else b"".join(out))
+            self.sent += len(out)
+
+    async def close(self, conn: Connection, code: int, reason: str) -> None:
+        """Close with ``code``; a client that does not even take the close frame is cut."""
+        if conn.closing:
+            return
+        conn.closing = True
+        if code == CLOSE_SLOW:
+            self.dropped_slow += 1
+            log.warning("ws.slow_consumer", login=conn.user.login)
+        # On timeout aiohttp closes the transport itself (the client was not reading).
+        with contextlib.suppress(TimeoutError, ConnectionError, RuntimeError):
+            await asyncio.wait_for(conn.ws.close(code=code, message=reason.encode()),
+                                   self.close_timeout_s)
+
+    def _close_later(self, conn: Connection, code: int, reason: str) -> None:
+        task = asyncio.create_task(self.close(conn, code, reason))
+        self._background.add(task)
+        task.add_done_callback(self._background.discard)
+
+    # ----------------------------------------------------------- watchdog
+    async def _watch(self) -> None:
+        """Cut clients stuck in a send (their queue overflowed meanwhile) and clients whose
+        session was closed, expired or locked."""
+        loop = asyncio.get_running_loop()
+        next_check = loop.time() + self.revalidate_every_s
+        while True:
+            await asyncio.sleep(self.watch_interval_s)
+            # Retry clients whose socket was full; drop those whose queue overflowed.
+            await self.flush([c for c in self.connections if not c.subscription.queue.empty()
+                              or c.subscription.overflowed])
+            if loop.time() >= next_check:
+                next_check = loop.time() + self.revalidate_every_s
+                try:
+                    await self.revalidate()
+                except Exception:
+                    log.exception("ws.revalidate_failed")
+
+    async def revalidate(self) -> None:
+        """Close connections whose session no longer exists or whose user is locked."""
+        conns = [c for c in self.connections if not c.closing]
+        if not conns:
+            return
+        hashes = {c.token_hash for c in conns}
+        now = datetime.now(UTC)
+        async with self.services.db.session() as session:
+            rows = await session.execute(
+                select(UserSession.token_hash, UserSession.expires_at)
+                .join(User, User.id == UserSession.user_id)
+                .where(UserSession.token_hash.in_(hashes), User.locked.is_(False)))
+            alive = {h for h, expires in rows
+                     if (expires if expires.tzinfo else expires.replace(tzinfo=UTC)) > now}
+        for conn in conns:
+            if conn.token_hash not in alive:
+                self._close_later(conn, CLOSE_SESSION_ENDED, "session ended")
+
+
+def _last_event_id(request: web.Request) -> int | None:
+    raw = request.query.get("last_event_id")
+    if raw in (None, ""):
+        return None
+    if not raw.isdigit() or len(raw) > 18:
+        raise ApiError(400, "bad_parameter", "Параметр last_event_id должен быть целым числом")
+    return int(raw)
+
+
+def _check_origin(request: web.Request) -> None:
+    """A cookie-signed socket must come from our own pages (cross-site websocket hijacking)."""
+    from_cookie = "Authorization" not in request.headers and "token" not in request.query \
+        and COOKIE in request.cookies
+    origin = request.headers.get("Origin")
+    if from_cookie and origin and urlsplit(origin).netloc != request.host:
+        raise ApiError(403, "forbidden_origin", "Подключение с чужого сайта запрещено")
+
+
+HUB = web.AppKey("ws_hub", Hub)
+
+
+async def events(request: web.Request) -> web.StreamResponse:
+    return await request.app[HUB].handle(request)
+
+
+def attach(app: web.Application) -> None:
+    hub = Hub(app)
+    app[HUB] = hub
+    app.on_startup.append(hub.start)
+    app.on_shutdown.append(hub.stop)
+    app.router.add_get(PATH, events)

@@ -1,0 +1,315 @@
+"""Who receives which notification: the request's routing scope as the stream goes by.
+
+The websocket hub asks ``can_see_notification`` (journal/access.py) for every notification and
+every connection, so it needs each request's level / SMO / corruption flag quickly. This module
+keeps them in a small, short-lived cache shared by all connections:
+
+- notes that carry routing (``request.created``, ``request.routed``, ``request.updated`` or
+  ``request.closed`` with ``level``/``smo``/``corruption``) are recorded as *transitions* keyed
+  by the note id, so a note is judged by the request's state as of that note (deterministic:
+  the ``call.transferred`` that precedes a ``request.routed`` is still judged at level 1);
+- anything else is loaded from the database once (single-flight) and kept ``ttl_s`` seconds.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import bisect
+import json
+import time
+from collections import OrderedDict
+from dataclasses import dataclass, field
+from typing import Any
+
+from sqlalchemy import func, select
+
+from journal.access import can_see_notification
+from journal.db import Database
+from journal.models import Notification as StoredNotification
+from journal.models import Request
+from journal.users import Principal
+
+Note = dict[str, Any]
+# Every ``request.*`` note may change who sees the request (routing, corruption flag).
+ROUTING_PREFIX = "request."
+# These also reach whoever saw the request just before, so their pages can drop it.
+LEAVING_TYPES = frozenset({"request.routed", "request.updated"})
+
+
+@dataclass(frozen=True, slots=True)
+class Scope:
+    """What access rules need to know of a request; level None = no such request."""
+
+    level: str | None
+    smo: str | None
+    corruption: bool = False
+
+
+UNKNOWN = Scope(None, None, False)
+
+
+@dataclass(slots=True)
+class _Entry:
+    """One request's scope: ``base`` as the database had it when every note up to
+    ``base_as_of`` was committed, plus transitions the stream reported (kept across reloads)."""
+
+    base: Scope
+    base_as_of: int
+    loaded_at: float
+    prior: Scope | None = None  # what the stream said before the last reload
+    ids: list[int] = field(default_factory=list)       # transition note ids, sorted
+    scopes: list[Scope] = field(default_factory=list)  # the scope after each of them
+
+    def at(self, note_id: int) -> Scope:
+        """The scope as of note ``note_id``."""
+        index = bisect.bisect_right(self.ids, note_id)
+        if note_id > self.base_as_of:
+            if index and self.ids[index - 1] > self.base_as_of:
+                return self.scopes[index - 1]
+            return self.base
+        # An older note than the database state: judge it by what the stream said then.
+        if index:
+            return self.scopes[index - 1]
+        return self.prior if self.prior is not None else self.base
+
+    def latest(self) -> Scope:
+        if self.ids and self.ids[-1] > self.base_as_of:
+            return self.scopes[-1]
+        return self.base
+
+    def record(self, note_id: int, scope: Scope) -> None:
+        index = bisect.bisect_left(self.ids, note_id)
+        if index < len(self.ids) and self.ids[index] == note_id:
+            return  # another connection recorded it already
+        self.ids.insert(index, note_id)
+        self.scopes.insert(index, scope)
+        if len(self.ids) > 32:
+            del self.ids[0], self.scopes[0]
+
+
+class ScopeCache:
+    """Request number → routing scope, shared by every websocket connection."""
+
+    def __init__(self, db: Database, ttl_s: float = 5.0, max_entries: int = 20_000) -> None:
+        self.db = db
+        self.ttl_s = ttl_s
+        self.max_entries = max_entries
+        self.high_water = 0  # the highest note id seen so far
+        self.loads = 0       # database look-ups (tests, metrics)
+        self._entries: OrderedDict[int, _Entry] = OrderedDict()
+        self._loading: dict[int, asyncio.Future[_Entry]] = {}
+
+    async def _entry(self, number: int) -> _Entry:
+        entry = self._entries.get(number)
+        if entry is not None and time.monotonic() - entry.loaded_at < self.ttl_s:
+            return entry
+        pending = self._loading.get(number)
+        if pending is not None:
+            return await asyncio.shield(pending)
+        future: asyncio.Future[_Entry] = asyncio.get_running_loop().create_future()
+        self._loading[number] = future
+        try:
+            scope, as_of = await self._load(number)
+            fresh = _Entry(scope, as_of, time.monotonic())
+            if entry is not None:
+                fresh.prior = entry.latest()
+                fresh.ids, fresh.scopes = entry.ids, entry.scopes
+            entry = fresh
+            self._put(number, entry)
+            future.set_result(entry)
+            return entry
+        except BaseException as exc:
+            future.set_exception(exc)
+            future.exception()  # mark retrieved: nobody else may be waiting
+            raise
+        finally:
+            del self._loading[number]
+
+    def _put(self, number: int, entry: _Entry) -> None:
+        self._entries[number] = entry
+        self._entries.move_to_end(number)
+        while len(self._entries) > self.max_entries:
+            self._entries.popitem(last=False)
+
+    async def _load(self, number: int) -> tuple[Scope, int]:
+        """The request's scope now, and the last notification id committed before it."""
+        self.loads += 1
+        async with self.db.session() as session:
+            as_of = await session.scalar(select(func.max(StoredNotification.id)))
+            row = (await session.execute(
+                select(Request.level, Request.smo, Request.corruption)
+                .where(Request.number == number))).first()
+        scope = UNKNOWN if row is None else Scope(row[0], row[1], bool(row[2]))
+        return scope, int(as_of or 0)
+
+    async def judge(self, note: Note) -> tuple[Scope, Scope]:
+        """(scope before the note, scope as of the note) for its request."""
+        number = note.get("request_number")
+        note_id = note.get("id")
+        if isinstance(note_id, int) and note_id > self.high_water:
+            self.high_water = note_id
+        if not isinstance(number, int):
+            return UNKNOWN, UNKNOWN
+        if note.get("type") == "request.created" and isinstance(note_id, int) \
+                and number not in self._entries:
+            # A new request: the note itself says everything, no need to ask the database.
+            scope = _apply(UNKNOWN, note) or UNKNOWN
+            self._put(number, _Entry(scope, note_id, time.monotonic()))
+            return UNKNOWN, scope
+        entry = await self._entry(number)
+        if str(note.get("type", "")).startswith(ROUTING_PREFIX) and isinstance(note_id, int):
+            before = entry.at(note_id - 1)
+            after = _apply(before, note)
+            if after is None:
+                # A change the note does not spell out: read the request again.
+                entry.loaded_at = -1e9
+                entry = await self._entry(number)
+                after = entry.latest()
+            entry.record(note_id, after)
+            return before, after
+        scope = entry.at(note_id) if isinstance(note_id, int) else entry.latest()
+        return scope, scope
+
+    async def visible(self, user: Principal, note: Note) -> bool:
+        """May ``user`` receive ``note``? (journal/access.py decides, this supplies the facts.)"""
+        before, after = await self.judge(note)
+        return allowed(user, note, before, after)
+
+
+def allowed(user: Principal, note: Note, before: Scope, after: Scope) -> bool:
+    """The access decision for one user, given the request's scope before and as of the note."""
+    if can_see_notification(user, note, after.level, after.smo, after.corruption):
+        return True
+    return note.get("type") in LEAVING_TYPES and before.level is not None and \
+        can_see_notification(user, note, before.level, before.smo, before.corruption)
+
+
+def _apply(before: Scope, note: Note) -> Scope | None:
+    """The scope after a routing note, or None when the note does not tell."""
+    kind = note.get("type")
+    if kind == "request.created":
+        return Scope(str(note.get("level") or "1"), note.get("smo"),
+                     bool(note.get("corruption", False)))
+    corruption = before.corruption
+    if kind == "request.corruption":
+        corruption = True
+    elif "corruption" in note:
+        corruption = bool(note["corruption"])
+    elif "corruption" in (note.get("fields") or ()):
+        return None  # the flag changed, the note does not say to what
+    if "level" not in note:
+        if kind in ("request.routed", "request.updated") and before.level is None:
+            return None
+        if kind == "request.routed" or ("fields" in note and {"level", "smo"} & set(
+                note.get("fields") or ())):
+            return None
+        return Scope(before.level, before.smo, corruption)
+    level = note.get("level")
+    smo = note.get("smo", before.smo) if level == "smo" else None
+    return Scope(None if level is None else str(level), smo, corruption)
+
+
+class FrameCache:
+    """Each notification serialised (and framed for the wire) once, not once per connection."""
+
+    def __init__(self, size: int = 4096) -> None:
+        self.size = size
+        self._frames: OrderedDict[int, str] = OrderedDict()
+        self._wire: OrderedDict[int, bytes] = OrderedDict()
+
+    def wire(self, note: Note) -> bytes:
+        """The complete websocket text frame (server frames are unmasked, so every client
+        gets the same bytes)."""
+        note_id = note.get("id")
+        data = self._wire.get(note_id) if isinstance(note_id, int) else None
+        if data is None:
+            data = websocket_text_frame(self.frame(note))
+            if isinstance(note_id, int):
+                self._wire[note_id] = data
+                if len(self._wire) > self.size:
+                    self._wire.popitem(last=False)
+        return data
+
+    def frame(self, note: Note) -> str:
+        note_id = note.get("id")
+        if not isinstance(note_id, int):
+            return json.dumps(frame_of(note), ensure_ascii=False)
+        text = self._frames.get(note_id)
+        if text is None:
+            text = json.dumps(frame_of(note), ensure_ascii=False)
+            self._frames[note_id] = text
+            if len(self._frames) > self.size:
+                self._frames.popitem(last=False)
+        return text
+
+
+def websocket_text_frame(text: str) -> bytes:
+    """RFC 6455 frame: FIN + text opcode, unmasked, no compression."""
+    payload = text.encode()
+    size = len(payload)
+    if size < 126:
+        header = bytes((0x81, size))
+    elif size < 1 << 16:
+        header = bytes((0x81, 126)) + size.to_bytes(2, "big")
+    else:
+        header = bytes((0x81, 127)) + size.to_bytes(8, "big")
+    return header + payload
+
+
+def frame_of(note: Note) -> Note:
+    """The contract's frame: ``id``, ``type``, ``at``, ``request_number`` always present."""
+    return {"id": note.get("id"), "type": note.get("type"), "at": note.get("at"),
+            "request_number": note.get("request_number"),
+            **{k: v for k, v in note.items()
+               if k not in ("id", "type", "at", "request_number") and not k.startswith("_")}}
+
+
+async def missed_notes(db: Database, user: Principal, after_id: int,
+                       limit: int = 500, scan_limit: int = 5000) -> tuple[list[Note], bool]:
+    """What ``user`` may see of the stored notifications after ``after_id``, oldest first:
+    at most ``limit`` of them (scanning at most ``scan_limit`` rows); and whether more remain."""
+    found: list[Note] = []
+    scanned = 0
+    cursor = after_id
+    chunk = 500
+    while scanned < scan_limit:
+        async with db.session() as session:
+            rows = list(await session.scalars(
+                select(StoredNotification).where(StoredNotification.id > cursor)
+                .order_by(StoredNotification.id).limit(chunk)))
+        # Judged by each request's state now: a reconnecting client gets only what it may
+        # see today (one query per chunk, past the live cache).
+        scopes = await current_scopes(db, {r.request_number for r in rows
+                                           if r.request_number is not None})
+        for row in rows:
+            scanned += 1
+            cursor = row.id
+            note = {**(row.payload or {}), "id": row.id, "type": row.type,
+                    "request_number": row.request_number}
+            note.setdefault("at", row.at.isoformat())
+            scope = scopes.get(row.request_number, UNKNOWN)  # type: ignore[arg-type]
+            if can_see_notification(user, note, scope.level, scope.smo, scope.corruption):
+                found.append(note)
+                if len(found) >= limit:
+                    return found, await _more_after(db, cursor)
+        if len(rows) < chunk:
+            return found, False
+    return found, await _more_after(db, cursor)
+
+
+async def current_scopes(db: Database, numbers: set[int]) -> dict[int, Scope]:
+    """The routing scope of these requests as the database has it now."""
+    if not numbers:
+        return {}
+    async with db.session() as session:
+        rows = await session.execute(
+            select(Request.number, Request.level, Request.smo, Request.corruption)
+            .where(Request.number.in_(numbers)))
+        return {n: Scope(level, smo, bool(corruption)) for n, level, smo, corruption in rows}
+
+
+async def _more_after(db: Database, note_id: int) -> bool:
+    async with db.session() as session:
+        return await session.scalar(
+            select(StoredNotification.id).where(StoredNotification.id > note_id).limit(1)
+        ) is not None

@@ -1,0 +1,497 @@
+"""The journal workflow of the regulations (§18-38): editing, routing, deferred answers,
+urgent intervention, closing and corrections.
+
+Every function works inside the caller's transaction, audits what it changes, appends the
+request's history (``request_actions``) and returns the notifications to publish AFTER the
+commit. Optimistic concurrency: the version is bumped by a conditional UPDATE (``WHERE
+version = expected``), which also row-locks the request on PostgreSQL, so of two concurrent
+edits of the same version exactly one wins and the other gets ``version_conflict``.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass, field
+from datetime import UTC, datetime, timedelta
+from typing import Any
+from zoneinfo import ZoneInfo
+
+from sqlalchemy import select, update
+from sqlalchemy.ext.asyncio import AsyncSession
+
+from config import Settings
+from journal.access import can_close, can_edit, visible_clause
+from journal.audit import audit
+from journal.bus import Notification
+from journal.intake import next_request_number
+from journal.models import Request, RequestAction, UrgentContact
+from journal.queries import iso, request_summary
+from journal.users import Principal
+from journal.validation import (
+    TEXT_LIMITS,
+    Checked,
+    Invalid,
+    check_phone,
+    validate_patch,
+)
+
+REDIRECT_TARGETS = {"rzn": "Росздравнадзор", "other_tfoms": "ТФОМС другого субъекта РФ",
+                    "other": "Иная организация"}
+# Who may route where (regulation §28, §30, §33 and the Arkhangelsk routing description).
+ROUTES_BY_ROLE: dict[str, frozenset[str]] = {
+    "admin": frozenset({"l2", "smo", "redirect", "written_appeal", "corruption"}),
+    "operator": frozenset({"l2", "smo", "redirect", "written_appeal", "corruption"}),
+    # An SMO representative hands a case back to the fund, never to another SMO.
+    "smo": frozenset({"l2", "redirect", "written_appeal", "corruption"}),
+}
+CITIZEN_FIELDS = ("full_name", "address_as", "contact_phone", "policy_number", "snils",
+                  "territory", "medical_org", "kind", "topic", "summary")
+
+
+class WorkflowError(Exception):
+    """An action refused: HTTP status, machine code, Russian message, extra JSON fields."""
+
+    def __init__(self, status: int, code: str, message: str, **extra: Any) -> None:
+        super().__init__(message)
+        self.status = status
+        self.code = code
+        self.message = message
+        self.extra = extra
+
+
+@dataclass(slots=True)
+class Outcome:
+    request: Request
+    notes: list[Notification] = field(default_factory=list)
+    warnings: dict[str, str] = field(default_factory=dict)
+
+
+def now_utc() -> datetime:
+    return datetime.now(UTC)
+
+
+# ------------------------------------------------------------------ guards and helpers
+def ensure_open(request: Request) -> None:
+    if request.closed_at is not None or request.status == "closed":
+        raise WorkflowError(409, "closed",
+                            f"Заявка {request.number} закрыта: изменения не принимаются")
+
+
+def ensure_can_edit(user: Principal, request: Request) -> None:
+    if not can_edit(user, request):
+        raise WorkflowError(403, "forbidden", "Недостаточно прав для изменения заявки")
+
+
+def parse_version(body: dict[str, Any], required: bool) -> int | None:
+    version = body.get("version")
+    if version is None and not required:
+        return None
+    if isinstance(version, bool) or not isinstance(version, int):
+        raise Invalid({"version": "Укажите версию заявки (целое число), полученную при чтении"})
+    return version
+
+
+async def bump_version(session: AsyncSession, request: Request, expected: int | None,
+                       at: datetime) -> None:
+    """Atomically move the request to the next version or raise ``version_conflict``."""
+    expected = request.version if expected is None else expected
+    if expected != request.version:
+        raise _conflict(request)
+    result = await session.execute(
+        update(Request).where(Request.id == request.id, Request.version == expected,
+                              Request.closed_at.is_(None))
+        .values(version=expected + 1, updated_at=at)
+        .execution_options(synchronize_session=False))
+    if not result.rowcount:
+        raise _conflict(request)
+    request.version = expected + 1
+    request.updated_at = at
+
+
+def _conflict(request: Request) -> WorkflowError:
+    return WorkflowError(409, "version_conflict",
+                         f"Заявку {request.number} уже изменил другой пользователь: "
+                         "обновите её и повторите изменения")
+
+
+def record(session: AsyncSession, request: Request, user: Principal | None, action: str,
+           at: datetime, **data: Any) -> None:
+    """Append to the request's history (shown in its detail as ``history``)."""
+    session.add(RequestAction(request_id=request.id, at=at,
+                              user_login=user.login if user else None, action=action,
+                              data={k: v for k, v in data.items() if v is not None}))
+
+
+def note(note_type: str, request: Request, at: datetime, **data: Any) -> Notification:
+    return {"type": note_type, "at": iso(at), "request_number": request.number,
+            "level": request.level, "smo": request.smo, **data}
+
+
+def _jsonable(value: Any) -> Any:
+    return iso(value) if isinstance(value, datetime) else value
+
+
+def _corruption_flagged(session: AsyncSession, request: Request, user: Principal,
+                        at: datetime, remote: str | None, notes: list[Notification]) -> None:
+    """Hand the case at once to the anti-corruption officer (Arkhangelsk routing rules)."""
+    record(session, request, user, "corruption_reported", at)
+    audit(session, user, "corruption_reported", request.number, remote)
+    notes.append(note("request.corruption", request, at, to_role="anticorruption"))
+
+
+# ------------------------------------------------------------------ editing
+async def patch_request(session: AsyncSession, user: Principal, request: Request,
+                        body: dict[str, Any], topics: set[str],
+                        remote: str | None) -> Outcome:
+    """Apply a PATCH body (fields + ``version``) after validating every field."""
+    ensure_can_edit(user, request)
+    ensure_open(request)
+    fields = {k: v for k, v in body.items() if k != "version"}
+    errors: dict[str, str] = {}
+    try:
+        version = parse_version(body, required=True)
+    except Invalid as exc:
+        errors.update(exc.fields)
+        version = None
+    checked = Checked()
+    try:
+        checked = validate_patch(fields, topics)
+    except Invalid as exc:
+        errors.update(exc.fields)
+    if not fields and not errors:
+        errors["_"] = "Нет полей для изменения"
+    if errors:
+        raise Invalid(errors)
+    at = now_utc()
+    await bump_version(session, request, version, at)
+    diff: dict[str, list[Any]] = {}
+    for name, value in checked.values.items():
+        old = getattr(request, name)
+        if old != value:
+            diff[name] = [_jsonable(old), _jsonable(value)]
+            setattr(request, name, value)
+    if request.status == "new" and "status" not in checked.values:
+        request.status = "in_progress"  # someone works on it now
+    outcome = Outcome(request, warnings=checked.warnings)
+    audit(session, user, "update_request", request.number, remote, changes=diff,
+          version=request.version)
+    record(session, request, user, "edit", at, fields=sorted(diff))
+    if diff.get("corruption", [None, None])[1] is True:
+        _corruption_flagged(session, request, user, at, remote, outcome.notes)
+    outcome.notes.insert(0, note("request.updated", request, at, version=request.version,
+                                 fields=sorted(diff)))
+    await session.flush()
+    return outcome
+
+
+# ------------------------------------------------------------------ closing and corrections
+async def close_request(session: AsyncSession, user: Principal, request: Request,
+                        body: dict[str, Any], remote: str | None) -> Outcome:
+    if not can_close(user):
+        raise WorkflowError(403, "forbidden", "Закрыть заявку может только администратор")
+    if request.closed_at is not None:
+        raise WorkflowError(409, "closed", f"Заявка {request.number} уже закрыта")
+    at = now_utc()
+    await bump_version(session, request, parse_version(body, required=False), at)
+    record(session, request, user, "close", at, status_before=request.status)
+    request.status = "closed"
+    request.closed_at = at
+    request.closed_by = user.login
+    audit(session, user, "close_request", request.number, remote)
+    await session.flush()
+    return Outcome(request, [note("request.closed", request, at, closed_by=user.login)])
+
+
+async def correct_request(session: AsyncSession, user: Principal, original: Request,
+                          body: dict[str, Any], topics: set[str],
+                          remote: str | None) -> Outcome:
+    """A closed request stays as it was; a correction is a NEW numbered request linked to it."""
+    ensure_can_edit(user, original)
+    if original.closed_at is None:
+        raise WorkflowError(409, "not_closed",
+                            f"Заявка {original.number} не закрыта: измените её напрямую")
+    checked = validate_patch({k: v for k, v in body.items() if k != "version"}, topics)
+    at = now_utc()
+    number = await next_request_number(session)
+    copy = {name: getattr(original, name) for name in CITIZEN_FIELDS}
+    copy.update({k: v for k, v in checked.values.items() if k != "status"})
+    request = Request(number=number, created_at=at, line=original.line,
+                      caller_number=original.caller_number,
+                      caller_normalized=original.caller_normalized, status="in_progress",
+                      level=original.level, smo=original.smo, version=1, updated_at=at,
+                      registered_by=user.login, corrects_number=original.number, **copy)
+    session.add(request)
+    await session.flush()
+    record(session, request, user, "correction_of", at, original=original.number)
+    record(session, original, user, "corrected_by", at, correction=number)
+    audit(session, user, "correct_request", number, remote, corrects=original.number)
+    await session.flush()
+    return Outcome(request, [note("request.created", request, at,
+                                  caller_number=request.caller_number, line=request.line,
+                                  status=request.status, corrects_number=original.number)],
+                   checked.warnings)
+
+
+# ------------------------------------------------------------------ routing
+def known_smo_codes(settings: Settings) -> set[str]:
+    return set(settings.smo_lines.values()) | set(settings.smo_names)
+
+
+async def route_request(session: AsyncSession, user: Principal, request: Request,
+                        body: dict[str, Any], settings: Settings,
+                        remote: str | None) -> Outcome:
+    """``{"to": "l2"|"smo"|"redirect"|"written_appeal"|"corruption", ...}``."""
+    ensure_can_edit(user, request)
+    ensure_open(request)
+    target = body.get("to")
+    if target not in ROUTES_BY_ROLE["admin"]:
+        raise Invalid({"to": "Куда направить: l2, smo, redirect, written_appeal, corruption"})
+    if target not in ROUTES_BY_ROLE.get(user.role, frozenset()):
+        message = ("Представитель СМО не может передать обращение в другую СМО"
+                   if target == "smo" and user.role == "smo" else "Недостаточно прав")
+        raise WorkflowError(403, "forbidden", message)
+    changes, data = _route_changes(target, body, settings)
+    at = now_utc()
+    await bump_version(session, request, parse_version(body, required=False), at)
+    before = {"level": request.level, "smo": request.smo, "status": request.status}
+    was_corruption = bool(request.corruption)
+    for name, value in changes.items():
+        setattr(request, name, value)
+    outcome = Outcome(request)
+    record(session, request, user, f"route_{target}", at, **data, **{"from": before})
+    audit(session, user, "route_request", request.number, remote, to=target, **data)
+    outcome.notes.append(note("request.updated", request, at, version=request.version,
+                              fields=sorted(changes)))
+    if target in ("l2", "smo"):
+        outcome.notes.append(note("request.routed", request, at, via="journal"))
+    if target == "corruption" and not was_corruption:
+        _corruption_flagged(session, request, user, at, remote, outcome.notes)
+    await session.flush()
+    return outcome
+
+
+def _route_changes(target: str, body: dict[str, Any],
+                   settings: Settings) -> tuple[dict[str, Any], dict[str, Any]]:
+    if target == "l2":
+        return {"level": "2", "smo": None, "status": "transferred"}, {}
+    if target == "smo":
+        code = body.get("smo")
+        if not isinstance(code, str) or code not in known_smo_codes(settings):
+            raise Invalid({"smo": "Укажите СМО из справочника"})
+        return {"level": "smo", "smo": code, "status": "transferred"}, {"smo": code}
+    if target == "redirect":
+        where = body.get("redirected_to")
+        note_text = body.get("note")
+        errors: dict[str, str] = {}
+        if where not in REDIRECT_TARGETS:
+            errors["redirected_to"] = "Куда переадресован: rzn, other_tfoms или other"
+        if note_text is not None and (not isinstance(note_text, str) or len(note_text) > 2000):
+            errors["note"] = "Пояснение — строка не длиннее 2000 символов"
+        elif where == "other" and not (note_text or "").strip():
+            errors["note"] = "Укажите, куда и в каком порядке обратиться гражданину"
+        if errors:
+            raise Invalid(errors)
+        return ({"redirected_to": where, "redirect_note": (note_text or "").strip() or None,
+                 "status": "answered"}, {"redirected_to": where})
+    if target == "written_appeal":
+        return {"written_appeal_advised": True, "status": "answered"}, {}
+    return {"corruption": True}, {}
+
+
+# ------------------------------------------------------------------ deferred answers
+def default_due(now: datetime, settings: Settings) -> datetime:
+    """'I will call you back within the day': no later than ``callback_due_hours`` from now
+    and the end of the working day (Mon-Fri, ``workday_end_hour`` local time); after hours,
+    the end of the next working day."""
+    zone = ZoneInfo(settings.local_timezone)
+    local = now.astimezone(zone)
+    end = _day_end(local, settings.workday_end_hour)
+    if local.weekday() < 5 and local < end:
+        return min(now + timedelta(hours=settings.callback_due_hours), end).astimezone(UTC)
+    day = local
+    while True:
+        day = day + timedelta(days=1)
+        if day.weekday() < 5:
+            return _day_end(day, settings.workday_end_hour).astimezone(UTC)
+
+
+def _day_end(local: datetime, hour: int) -> datetime:
+    midnight = datetime(local.year, local.month, local.day, tzinfo=local.tzinfo)
+    return midnight + timedelta(hours=hour)
+
+
+def parse_time(value: Any, name: str, settings: Settings) -> datetime:
+    if not isinstance(value, str):
+        raise Invalid({name: "Дата и время в формате ISO 8601"})
+    try:
+        parsed = datetime.fromisoformat(value)
+    except ValueError:
+        raise Invalid({name: "Дата и время в формате ISO 8601"}) from None
+    if parsed.tzinfo is None:  # typed on a page: local time of the fund
+        parsed = parsed.replace(tzinfo=ZoneInfo(settings.local_timezone))
+    return parsed.astimezone(UTC)
+
+
+async def defer_request(session: AsyncSession, user: Principal, request: Request,
+                        body: dict[str, Any], settings: Settings,
+                        remote: str | None) -> Outcome:
+    """Regulation §29: a deferred answer with the citizen's contact phone and a due time."""
+    ensure_can_edit(user, request)
+    ensure_open(request)
+    errors: dict[str, str] = {}
+    phone = body.get("contact_phone") or request.contact_phone or request.caller_normalized
+    try:
+        phone = check_phone(phone if isinstance(phone, str) else "")
+    except ValueError as exc:
+        errors["contact_phone"] = str(exc)
+    at = now_utc()
+    due = default_due(at, settings)
+    if body.get("due_at") is not None:
+        try:
+            due = parse_time(body["due_at"], "due_at", settings)
+        except Invalid as exc:
+            errors.update(exc.fields)
+    if errors:
+        raise Invalid(errors)
+    await bump_version(session, request, parse_version(body, required=False), at)
+    request.contact_phone = phone
+    request.status = "deferred"
+    request.deferred_due_at = due
+    request.deferred_done_at = None
+    request.deferred_by = user.login
+    record(session, request, user, "defer", at, due_at=iso(due))
+    audit(session, user, "defer_request", request.number, remote, due_at=iso(due))
+    await session.flush()
+    return Outcome(request, [note("request.updated", request, at, version=request.version,
+                                  fields=["contact_phone", "deferred_due_at", "status"])])
+
+
+async def callback_done(session: AsyncSession, user: Principal, request: Request,
+                        body: dict[str, Any], remote: str | None) -> Outcome:
+    ensure_can_edit(user, request)
+    ensure_open(request)
+    if request.deferred_due_at is None:
+        raise WorkflowError(409, "not_deferred", "Отсроченный ответ по заявке не оформлялся")
+    result = body.get("result")
+    if result is not None and (not isinstance(result, str)
+                               or len(result) > TEXT_LIMITS["summary"]):
+        raise Invalid({"result": "Результат — строка не длиннее 10000 символов"})
+    at = now_utc()
+    await bump_version(session, request, parse_version(body, required=False), at)
+    request.deferred_done_at = at
+    request.status = "answered"
+    if result:
+        request.result = result.strip()
+    on_time = at <= _aware(request.deferred_due_at)
+    record(session, request, user, "callback_done", at, on_time=on_time)
+    audit(session, user, "callback_done", request.number, remote, on_time=on_time)
+    await session.flush()
+    return Outcome(request, [note("request.updated", request, at, version=request.version,
+                                  fields=["deferred_done_at", "status"])])
+
+
+def _aware(value: datetime) -> datetime:
+    return value if value.tzinfo else value.replace(tzinfo=UTC)
+
+
+def originate_action(request: Request, user: Principal, number: str,
+                     settings: Settings) -> dict[str, str]:
+    """The AMI Originate that rings the operator's phone, then dials the citizen."""
+    national = number[-10:]
+    return {
+        "Action": "Originate",
+        "Channel": f"PJSIP/{user.extension}",
+        "Context": settings.callback_context,
+        "Exten": f"{settings.callback_dial_prefix}{national}",
+        "Priority": "1",
+        "CallerID": f"Заявка {request.number} <{settings.hotline_numbers[0]}>",
+        "Async": "true",
+        "Timeout": "30000",
+        "Variable": f"HOTLINE_REQUEST={request.number}",
+    }
+
+
+def callback_number(request: Request, body: dict[str, Any]) -> str:
+    raw = body.get("number") or request.contact_phone or request.caller_normalized
+    try:
+        return check_phone(raw if isinstance(raw, str) else "")
+    except ValueError as exc:
+        raise Invalid({"number": str(exc)}) from None
+
+
+async def callback_due_list(session: AsyncSession, user: Principal, due: str,
+                            settings: Settings, mine_only: bool) -> list[dict[str, Any]]:
+    """Open deferred answers visible to ``user``: ``overdue`` (past due), ``today`` (due by the
+    end of today, local time, overdue included) or ``all``."""
+    now = now_utc()
+    conditions = [visible_clause(user), Request.deferred_due_at.is_not(None),
+                  Request.deferred_done_at.is_(None), Request.closed_at.is_(None)]
+    if due == "overdue":
+        conditions.append(Request.deferred_due_at < now)
+    elif due == "today":
+        local = now.astimezone(ZoneInfo(settings.local_timezone))
+        conditions.append(Request.deferred_due_at < _day_end(local, 24).astimezone(UTC))
+    if mine_only:
+        mine = Request.deferred_by == user.login
+        if user.extension:
+            mine = mine | ((Request.deferred_by.is_(None))
+                           & (Request.assigned_to == user.extension))
+        conditions.append(mine)
+    rows = await session.scalars(select(Request).where(*conditions)
+                                 .order_by(Request.deferred_due_at, Request.number).limit(500))
+    items = []
+    for request in rows:
+        item = request_summary(request)
+        item["overdue"] = _aware(request.deferred_due_at) < now  # type: ignore[arg-type]
+        items.append(item)
+    return items
+
+
+# ------------------------------------------------------------------ urgent intervention
+async def urgent_contact(session: AsyncSession, user: Principal, request: Request,
+                         body: dict[str, Any], settings: Settings,
+                         remote: str | None) -> Outcome:
+    """Regulation §31: the responsible person of the medical organisation was contacted."""
+    ensure_can_edit(user, request)
+    ensure_open(request)
+    errors: dict[str, str] = {}
+    values: dict[str, Any] = {}
+    for name, limit, required in (("medical_org", 300, True), ("contact_person", 300, True),
+                                  ("action", 5000, False), ("feedback", 5000, False)):
+        value = body.get(name)
+        if value is None or (isinstance(value, str) and not value.strip()):
+            if required:
+                errors[name] = "Обязательное поле"
+            values[name] = None
+        elif not isinstance(value, str) or len(value) > limit:
+            errors[name] = f"Строка не длиннее {limit} символов"
+        else:
+            values[name] = value.strip()
+    at = now_utc()
+    contacted_at = at
+    if body.get("contacted_at") is not None:
+        try:
+            contacted_at = parse_time(body["contacted_at"], "contacted_at", settings)
+        except Invalid as exc:
+            errors.update(exc.fields)
+    if errors:
+        raise Invalid(errors)
+    await bump_version(session, request, parse_version(body, required=False), at)
+    session.add(UrgentContact(request_id=request.id, medical_org=values["medical_org"],
+                              contact_person=values["contact_person"],
+                              contacted_at=contacted_at, action=values["action"],
+                              feedback=values["feedback"], recorded_by=user.login,
+                              recorded_at=at))
+    request.urgent = True
+    if values["action"]:
+        request.urgent_action = values["action"]
+    if not request.medical_org:
+        request.medical_org = values["medical_org"]
+    # "action" would clash with the action name of record()/audit(): keep it as action_taken.
+    detail = {"medical_org": values["medical_org"], "contact_person": values["contact_person"],
+              "action_taken": values["action"], "feedback": values["feedback"],
+              "contacted_at": iso(contacted_at)}
+    record(session, request, user, "urgent_contact", at, **detail)
+    audit(session, user, "urgent_contact", request.number, remote, **detail)
+    await session.flush()
+    return Outcome(request, [note("request.updated", request, at, version=request.version,
+                                  fields=["urgent", "urgent_action"])])

@@ -1,0 +1,193 @@
+"""Recordings over HTTP (DESIGN §5): the list of a request's recordings and the audio itself.
+
+Access follows access to the request (journal.access); a recording is addressed only by its
+id *within* a request number, so no client-supplied path ever reaches the file system. Every
+playback or download (ranged or not, even a 304) is written to the audit log. Local files are
+sent with ``sendfile``; the ETag is the SHA-256 taken when the file was linked.
+"""
+
+from __future__ import annotations
+
+import asyncio
+from typing import IO, Any
+
+from aiohttp import hdrs, web
+from sqlalchemy import select
+
+from hotline.web.api import parse_number
+from hotline.web.auth import current_user, remote_of
+from hotline.web.context import SERVICES
+from hotline.web.errors import ApiError
+from journal.access import can_see_request
+from journal.audit import audit
+from journal.models import Recording, Request
+from journal.queries import recording_json
+from recordings.check import SERVABLE
+from recordings.ranges import ByteRange, Unsatisfiable, parse_range
+from recordings.storage import RecordingStorage, StoredFile
+
+STORAGE_KEY = "recordings_storage"
+
+
+def _storage(request: web.Request) -> RecordingStorage:
+    storage: RecordingStorage = request.app[SERVICES].extras[STORAGE_KEY]
+    return storage
+
+
+def _parse_id(request: web.Request) -> int:
+    raw = request.match_info["recording_id"]
+    if not raw.isdigit() or len(raw) > 18:
+        raise ApiError(400, "bad_recording_id", "Номер записи должен быть целым числом")
+    return int(raw)
+
+
+def _not_found(number: int) -> ApiError:
+    return ApiError(404, "not_found", f"Заявка {number} не найдена")
+
+
+async def recordings_list(request: web.Request) -> web.Response:
+    number = parse_number(request)
+    user = current_user(request)
+    async with request.app[SERVICES].db.sessions.begin() as session:
+        found = await session.scalar(select(Request).where(Request.number == number))
+        if found is None or not can_see_request(user, found):
+            raise _not_found(number)
+        rows = await session.scalars(
+            select(Recording).where(Recording.request_id == found.id).order_by(Recording.id))
+        items = [recording_json(r, number) for r in rows]
+        audit(session, user, "list_recordings", number, remote_of(request), count=len(items))
+    return web.json_response({"items": items})
+
+
+def _etag(recording: Recording, stored: StoredFile) -> str:
+    if recording.sha256:
+        return f'"{recording.sha256}"'
+    return f'W/"{stored.size:x}-{stored.mtime_ns:x}"'
+
+
+def _etag_matches(header: str, etag: str) -> bool:
+    """Weak comparison (RFC 9110 §13.1.2), as If-None-Match asks."""
+    if header.strip() == "*":
+        return True
+    bare = etag.removeprefix("W/")
+    return any(tag.strip().removeprefix("W/") == bare for tag in header.split(","))
+
+
+async def recording_get(request: web.Request) -> web.StreamResponse:
+    number = parse_number(request)
+    recording_id = _parse_id(request)
+    user = current_user(request)
+    range_header = request.headers.get(hdrs.RANGE)
+    async with request.app[SERVICES].db.sessions.begin() as session:
+        row = (await session.execute(
+            select(Request, Recording).join(Recording, Recording.request_id == Request.id)
+            .where(Request.number == number, Recording.id == recording_id))).first()
+        if row is None or not can_see_request(user, row[0]):
+            # The same answer for "no such request", "not yours" and "not its recording".
+            raise ApiError(404, "not_found", f"Запись {recording_id} заявки {number} не найдена")
+        recording: Recording = row[1]
+        if recording.purged_at is not None or recording.status == "purged":
+            raise ApiError(410, "purged", "Запись удалена по истечении срока хранения")
+        if recording.status not in SERVABLE:
+            raise ApiError(404, "recording_unavailable",
+                           "Файл записи ещё не получен от АТС или отсутствует")
+        stored = await _storage(request).stat(recording.relative_path)
+        if stored is None:
+            raise ApiError(404, "recording_unavailable", "Файл записи отсутствует в хранилище")
+        etag = _etag(recording, stored)
+        status, byte_range = _decide(request, stored.size, etag, range_header)
+        audit(session, user, "play_recording", number, remote_of(request),
+              recording_id=recording_id, range=range_header, status=status,
+              method=request.method)
+    headers = {hdrs.ETAG: etag, hdrs.ACCEPT_RANGES: "bytes",
+               hdrs.CACHE_CONTROL: "private, no-transform"}
+    if status == 304:
+        return web.Response(status=304, headers=headers)
+    if status == 416:
+        headers[hdrs.CONTENT_RANGE] = f"bytes */{stored.size}"
+        return web.json_response(
+            {"error": {"code": "range_not_satisfiable",
+                       "message": "Запрошенный диапазон вне файла записи"}},
+            status=416, headers=headers)
+    start, count = 0, stored.size
+    if byte_range is not None:
+        headers[hdrs.CONTENT_RANGE] = byte_range.content_range(stored.size)
+        start, count = byte_range.start, byte_range.count
+    headers[hdrs.CONTENT_DISPOSITION] = \
+        f'inline; filename="request-{number}-recording-{recording_id}.wav"'
+    response = FileSlice(_storage(request), stored, start, count, status=status,
+                         headers=headers)
+    response.content_type = recording.content_type or "audio/wav"
+    return response
+
+
+def _decide(request: web.Request, size: int, etag: str,
+            range_header: str | None) -> tuple[int, ByteRange | None]:
+    """(status, range): 304 on a matching If-None-Match, 416, 206 or 200."""
+    if_none_match = request.headers.get(hdrs.IF_NONE_MATCH)
+    if if_none_match and _etag_matches(if_none_match, etag):
+        return 304, None
+    if_range = request.headers.get(hdrs.IF_RANGE)
+    if if_range and if_range.strip() != etag:
+        range_header = None  # the client's copy is another version: send it all
+    try:
+        byte_range = parse_range(range_header, size)
+    except Unsatisfiable:
+        return 416, None
+    return (206, byte_range) if byte_range is not None else (200, None)
+
+
+class FileSlice(web.StreamResponse):
+    """``count`` bytes of a stored file from ``start``: sendfile for local files."""
+
+    def __init__(self, storage: RecordingStorage, stored: StoredFile, start: int, count: int,
+                 *, status: int, headers: dict[str, str]) -> None:
+        super().__init__(status=status, headers=headers)
+        self._store = storage
+        self._file = stored
+        self._offset = start
+        self._length = count
+        self.content_length = count
+
+    async def prepare(self, request: web.BaseRequest) -> Any:
+        if self.prepared:
+            return await super().prepare(request)
+        if request.method == hdrs.METH_HEAD or self._length == 0:
+            return await super().prepare(request)
+        path = self._file.path
+        if path is not None:
+            fobj = await asyncio.to_thread(path.open, "rb")
+            try:
+                writer = await super().prepare(request)
+                transport = request.transport
+                if transport is None:
+                    raise ConnectionResetError("connection lost")
+                try:
+                    await request._loop.sendfile(transport, fobj, self._offset, self._length)
+                except NotImplementedError:
+                    await self._copy(fobj)
+                await super().write_eof()
+                return writer
+            finally:
+                await asyncio.to_thread(fobj.close)
+        writer = await super().prepare(request)
+        async for chunk in self._store.read_range(self._file, self._offset, self._length):
+            await self.write(chunk)
+        await self.write_eof()
+        return writer
+
+    async def _copy(self, fobj: IO[bytes]) -> None:
+        fobj.seek(self._offset)
+        left = self._length
+        while left > 0:
+            chunk = await asyncio.to_thread(fobj.read, min(256 * 1024, left))
+            if not chunk:
+                break
+            left -= len(chunk)
+            await self.write(chunk)
+
+
+def attach(app: web.Application) -> None:
+    """Add the recordings routes to the HTTP app."""
+    app.router.add_get("/api/v1/requests/{number}/recordings", recordings_list)
+    app.router.add_get("/api/v1/requests/{number}/recordings/{recording_id}", recording_get)

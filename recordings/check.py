@@ -1,0 +1,85 @@
+"""Facts about a recording file (size, duration, checksum, status) and writing them to the row.
+
+Blocking functions here run in worker threads: they read the whole file once, in chunks.
+"""
+
+from __future__ import annotations
+
+import hashlib
+from dataclasses import dataclass
+from datetime import UTC, datetime
+from pathlib import Path
+
+from sqlalchemy import exists, select, update
+from sqlalchemy.ext.asyncio import AsyncSession
+
+from journal.models import Recording, Request
+from recordings import wav
+
+HASH_CHUNK = 1024 * 1024
+# Statuses of a row whose file was found and checked (it can be served).
+SERVABLE = frozenset({"linked", "empty", "truncated", "tampered"})
+
+
+@dataclass(frozen=True, slots=True)
+class FileFacts:
+    size: int
+    mtime_ns: int
+    duration_s: float
+    sha256: str
+    status: str  # linked | empty | truncated
+
+
+def sha256_of(path: Path) -> str:
+    digest = hashlib.sha256()
+    with path.open("rb") as stream:
+        while chunk := stream.read(HASH_CHUNK):
+            digest.update(chunk)
+    return digest.hexdigest()
+
+
+def examine(path: Path) -> FileFacts:
+    """Header, size and SHA-256 of a (closed) recording file."""
+    st = path.stat()
+    info = wav.inspect(path)
+    return FileFacts(st.st_size, st.st_mtime_ns, info.duration_s, sha256_of(path), info.status)
+
+
+async def store_facts(session: AsyncSession, recording: Recording, facts: FileFacts) -> str:
+    """Write a located file's facts to its row; return the new status.
+
+    A row that already has a checksum keeps it (it is the evidence of what was recorded);
+    a file that no longer matches it becomes ``tampered``.
+    """
+    if recording.sha256 is not None and recording.sha256 != facts.sha256:
+        status = "tampered"
+        values: dict[str, object] = {"status": status}
+    else:
+        status = facts.status
+        values = {"status": status, "bytes": facts.size, "duration_s": facts.duration_s,
+                  "sha256": facts.sha256}
+        if recording.linked_at is None:
+            values["linked_at"] = datetime.now(UTC)
+    await session.execute(update(Recording).where(Recording.id == recording.id).values(**values))
+    if recording.request_id is not None:
+        await refresh_missing_flag(session, recording.request_id)
+    return status
+
+
+async def mark_missing(session: AsyncSession, recording: Recording) -> None:
+    await session.execute(
+        update(Recording).where(Recording.id == recording.id).values(status="missing"))
+    if recording.request_id is not None:
+        await refresh_missing_flag(session, recording.request_id)
+
+
+async def refresh_missing_flag(session: AsyncSession, request_id: int) -> None:
+    """``Request.recording_missing`` = some recording of it is missing (open requests only:
+    a closed request is read-only)."""
+    missing = exists().where(Recording.request_id == request_id, Recording.status == "missing")
+    flag = await session.scalar(select(missing))
+    await session.execute(
+        update(Request)
+        .where(Request.id == request_id, Request.closed_at.is_(None),
+               Request.recording_missing.is_not(bool(flag)))
+        .values(recording_missing=bool(flag)))

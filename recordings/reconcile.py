@@ -1,0 +1,157 @@
+"""After-the-fact checks: link late files, report the gaps, re-hash for tampering.
+
+``reconcile`` links files that appeared after their call (and marks still-absent ones
+``missing``), then reports hotline calls without a recording and files without a call.
+``verify`` re-hashes linked files and flags those whose content changed (``tampered``).
+"""
+
+from __future__ import annotations
+
+import asyncio
+from collections.abc import Callable
+from dataclasses import dataclass, field
+from datetime import datetime
+from pathlib import Path, PurePosixPath
+
+from sqlalchemy import select
+
+from journal.db import Database
+from journal.models import Call, Recording, Request
+from recordings.check import SERVABLE, examine, mark_missing, sha256_of
+from recordings.worker import RecordingsWorker
+
+Progress = Callable[[int, int], None]
+
+
+@dataclass(slots=True)
+class ReconcileReport:
+    linked: list[tuple[int | None, int, str]] = field(default_factory=list)  # number, id, status
+    missing: list[tuple[int | None, int, str]] = field(default_factory=list)  # number, id, path
+    calls_without_recording: list[tuple[int | None, str, datetime]] = field(default_factory=list)
+    files_without_call: list[str] = field(default_factory=list)
+
+
+@dataclass(slots=True)
+class VerifyReport:
+    checked: int = 0
+    tampered: list[tuple[int | None, int, str]] = field(default_factory=list)
+    gone: list[tuple[int | None, int, str]] = field(default_factory=list)
+    restored: list[tuple[int | None, int, str]] = field(default_factory=list)
+
+
+def _noop(_done: int, _total: int) -> None:
+    return None
+
+
+async def reconcile(worker: RecordingsWorker, *, since: datetime | None = None,
+                    progress: Progress = _noop) -> ReconcileReport:
+    """Link what can be linked now and report completeness (calls started since ``since``)."""
+    db = worker.db
+    report = ReconcileReport()
+    async with db.session() as session:
+        query = (select(Recording.id, Recording.relative_path, Request.number)
+                 .join(Call, Call.id == Recording.call_id)
+                 .outerjoin(Request, Request.id == Recording.request_id)
+                 .where(Recording.pbx_id == worker.pbx_id,
+                        Recording.status.in_(("pending", "missing")),
+                        Call.ended_at.is_not(None)))
+        if since is not None:
+            query = query.where(Recording.started_at >= since)
+        rows = (await session.execute(query)).all()
+    for done, (recording_id, relative, number) in enumerate(rows, 1):
+        status = await worker.link(recording_id)
+        if status is not None:
+            report.linked.append((number, recording_id, status))
+        else:
+            await _set_missing(db, recording_id)
+            report.missing.append((number, recording_id, relative))
+        progress(done, len(rows))
+    report.calls_without_recording = await _calls_without_recording(db, worker.pbx_id, since)
+    report.files_without_call = await asyncio.to_thread(
+        _orphans, worker.storage.root, await _known_names(db), since)
+    return report
+
+
+async def _set_missing(db: Database, recording_id: int) -> None:
+    async with db.sessions.begin() as session:
+        recording = await session.get(Recording, recording_id)
+        if recording is not None and recording.status != "missing":
+            await mark_missing(session, recording)
+
+
+async def _calls_without_recording(db: Database, pbx_id: str,
+                                   since: datetime | None) -> list[tuple[int | None, str,
+                                                                         datetime]]:
+    """Ended inbound calls of requests with no usable recording (none, or only missing)."""
+    usable = (select(Recording.id)
+              .where(Recording.call_id == Call.id,
+                     Recording.status.not_in(("missing", "pending")))
+              .exists())
+    query = (select(Request.number, Call.linkedid, Call.started_at)
+             .join(Request, Request.id == Call.request_id)
+             .where(Call.pbx_id == pbx_id, Call.direction == "inbound",
+                    Call.ended_at.is_not(None), ~usable)
+             .order_by(Call.started_at))
+    if since is not None:
+        query = query.where(Call.started_at >= since)
+    async with db.session() as session:
+        return [tuple(row) for row in (await session.execute(query)).all()]  # type: ignore[misc]
+
+
+async def _known_names(db: Database) -> set[str]:
+    async with db.session() as session:
+        paths = await session.scalars(select(Recording.relative_path))
+        return {PurePosixPath(p).name for p in paths}
+
+
+def _orphans(root: Path, known: set[str], since: datetime | None) -> list[str]:
+    """WAV files under ``root`` that no recording row names (newer than ``since``)."""
+    if not root.is_dir():
+        return []
+    limit = since.timestamp() if since is not None else None
+    found = []
+    for path in sorted(root.rglob("*.wav")):
+        if path.name in known or not path.is_file():
+            continue
+        if limit is not None and path.stat().st_mtime < limit:
+            continue
+        found.append(path.relative_to(root).as_posix())
+    return found
+
+
+async def verify(worker: RecordingsWorker, *, progress: Progress = _noop) -> VerifyReport:
+    """Re-hash every checked recording against the checksum taken when it was linked."""
+    db = worker.db
+    report = VerifyReport()
+    async with db.session() as session:
+        rows = (await session.execute(
+            select(Recording, Request.number)
+            .outerjoin(Request, Request.id == Recording.request_id)
+            .where(Recording.pbx_id == worker.pbx_id, Recording.status.in_(SERVABLE),
+                   Recording.sha256.is_not(None), Recording.purged_at.is_(None))
+            .order_by(Recording.id))).all()
+    for done, (recording, number) in enumerate(rows, 1):
+        progress(done, len(rows))
+        report.checked += 1
+        path = await asyncio.to_thread(worker.storage.find, recording.relative_path)
+        if path is None:
+            await _set_missing(db, recording.id)
+            report.gone.append((number, recording.id, recording.relative_path))
+            continue
+        digest = await asyncio.to_thread(sha256_of, path)
+        if digest != recording.sha256:
+            if recording.status != "tampered":
+                await _set_status(db, recording.id, "tampered")
+            report.tampered.append((number, recording.id, recording.relative_path))
+        elif recording.status == "tampered":
+            facts = await asyncio.to_thread(examine, path)
+            await _set_status(db, recording.id, facts.status)
+            report.restored.append((number, recording.id, recording.relative_path))
+    return report
+
+
+async def _set_status(db: Database, recording_id: int, status: str) -> None:
+    async with db.sessions.begin() as session:
+        recording = await session.get(Recording, recording_id)
+        if recording is not None:
+            recording.status = status
