@@ -14,7 +14,10 @@ Printed per backend: AMI events/s and calls/s from the first event to the last c
 of the delay from the Newchannel's arrival (CallStarted in the pipeline) to the committed
 request, peak RSS; and the ceiling: how fast plain panoramisk 1.4 (its own Manager and
 AMIProtocol, a callback counting events) reads the same stream. Targets: >= 20,000 events/s end
-to end and >= 50 % of the ceiling. Loopback only; each run stops by itself (``--max-seconds``).
+to end and >= 50 % of the ceiling. Each backend runs twice: saturated (the peer streams as fast
+as the socket takes it: throughput; the delay then mostly measures the backlog) and paced at
+``--rate`` events/s (default 20,000; the delay a call sees at a sustainable load).
+Loopback only; each run stops by itself (``--max-seconds``).
 """
 
 from __future__ import annotations
@@ -127,7 +130,7 @@ def _peer_process(args: dict[str, Any], conn: Any) -> None:
     items, expected = synthetic_calls(args["calls"], args["in_flight"])
 
     async def main() -> None:
-        peer = ReplayPeer(items, speed=0, secret=SECRET)
+        peer = ReplayPeer(items, speed=0, secret=SECRET, rate=args.get("rate", 0.0))
         port = await peer.start()
         conn.send({"port": port, "events": len(items), "expected": expected})
         await peer.done.wait()
@@ -139,10 +142,11 @@ def _peer_process(args: dict[str, Any], conn: Any) -> None:
 
 
 @contextlib.contextmanager
-def pbx(calls: int, in_flight: int) -> Iterator[dict[str, Any]]:
+def pbx(calls: int, in_flight: int, rate: float = 0.0) -> Iterator[dict[str, Any]]:
     parent, child = mp.Pipe()
     process = mp.get_context("fork").Process(
-        target=_peer_process, args=({"calls": calls, "in_flight": in_flight}, child),
+        target=_peer_process,
+        args=({"calls": calls, "in_flight": in_flight, "rate": rate}, child),
         daemon=True)
     process.start()
     try:
@@ -300,8 +304,8 @@ async def pg_schema() -> tuple[str, Any]:
     return schema, drop
 
 
-def run_backend(backend: str, args: argparse.Namespace) -> dict[str, Any]:
-    with pbx(args.calls, args.in_flight) as info:
+def run_backend(backend: str, args: argparse.Namespace, rate: float = 0.0) -> dict[str, Any]:
+    with pbx(args.calls, args.in_flight, rate) as info:
         async def main() -> dict[str, Any]:
             if backend == "postgresql":
                 schema, drop = await pg_schema()
@@ -330,6 +334,8 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("--backend", choices=["sqlite", "postgresql", "both"], default="both")
     parser.add_argument("--max-seconds", type=float, default=120.0)
     parser.add_argument("--profile", action="store_true")
+    parser.add_argument("--rate", type=float, default=20000.0,
+                        help="offered events/s of the second, paced run (0: skip it)")
     parser.add_argument("--with-parts", action="store_true",
                         help="build the full service (recordings worker too)")
     args = parser.parse_args(argv)
@@ -345,10 +351,13 @@ def main(argv: list[str] | None = None) -> int:
     top = run_ceiling(args)
     print(f"ceiling  panoramisk 1.4: {top['events']} events in {top['seconds']:.2f} s = "
           f"{top['events_per_s']:,.0f} events/s")
-    for backend in backends:
-        r = run_backend(backend, args)
+    runs = [(backend, rate) for backend in backends
+            for rate in ([0.0, args.rate] if args.rate > 0 else [0.0])]
+    for backend, rate in runs:
+        r = run_backend(backend, args, rate)
         share = 100 * r["events_per_s"] / top["events_per_s"]
-        print(f"{backend:10s} end to end: {r['events']} events in {r['seconds']:.2f} s = "
+        mode = "saturated" if not rate else f"at {rate:,.0f}/s"
+        print(f"{backend:10s} {mode:>13s}: {r['events']} events in {r['seconds']:.2f} s = "
               f"{r['events_per_s']:,.0f} events/s ({share:.0f} % of ceiling), "
               f"{r['calls_per_s']:,.0f} calls/s; requests {r['requests']}/{r['expected']} "
               f"gap-free={r['gap_free']}; Newchannel→commit p50 {r['p50_ms']:.1f} ms "

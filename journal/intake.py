@@ -7,22 +7,34 @@ gap-free and never reused; the (pbx, Linkedid) unique key makes replay, reconnec
 idempotent, and a concurrent writer that lost the race simply retries the batch.
 Notifications are published only after the commit: a screen pop never names an uncommitted
 request.
+
+How a batch is applied (the speed comes from here, the result is the same as applying the
+events one by one): the rows the batch touches are read once (calls by Linkedid, their legs,
+transfers and recording paths; the requests locked ``FOR UPDATE`` on PostgreSQL, the write lock
+taken first on SQLite), then every event is applied *in order* to that in-memory state — the
+same conditions the one-by-one statements had (``answered_at IS NULL``, ``status = 'new'``,
+"leg already there"…) are decided there — and the net effect is written with one statement per
+table and kind: one counter UPDATE for all new requests, multi-row INSERTs, ``executemany``
+UPDATEs by key, one history query for all screen pops. An outbound call-back ``CallStarted``
+(rare; it looks the request up in the database) closes the run of events before it, which is
+written first, so that look-up sees exactly what it saw before.
 """
 
 from __future__ import annotations
 
 import asyncio
 import random
-from collections.abc import Awaitable, Callable, Sequence
-from dataclasses import dataclass
+from collections import defaultdict
+from collections.abc import Awaitable, Callable, Iterable, Iterator, Sequence
+from dataclasses import dataclass, field
 from datetime import UTC, datetime
 from pathlib import PurePosixPath
 from typing import Any
 
 import structlog
-from sqlalchemy import insert, select, update
+from sqlalchemy import bindparam, insert, select, union_all, update
 from sqlalchemy.exc import DBAPIError, IntegrityError
-from sqlalchemy.ext.asyncio import AsyncSession
+from sqlalchemy.ext.asyncio import AsyncConnection, AsyncSession
 
 from journal.bus import Bus, Notification
 from journal.db import REQUEST_COUNTER, Database
@@ -48,18 +60,126 @@ from telephony.callevents import (
 log = structlog.get_logger(__name__)
 
 HISTORY_LIMIT = 10
+# Keys per IN (...) list and per UNION ALL: below SQLite's variable and compound-select limits.
+CHUNK = 400
+# SQLite refuses more than 500 terms in one compound SELECT.
+HISTORY_CHUNK = 200
+
+_REQUESTS = Request.__table__
+_CALLS = Call.__table__
+_LEGS = CallLeg.__table__
+
+
+# --------------------------------------------------------------------------- batch state
+@dataclass(slots=True, eq=False)
+class _Req:
+    """A request as the batch sees it: identity, plus the columns intake may change."""
+
+    id: int | None
+    number: int | None
+    caller_normalized: str
+    caller_number: str
+    operator: str | None = None
+    status: str = "new"
+    closed: bool = False
+    outcome: str | None = None
+    row: dict[str, Any] | None = None  # pending INSERT (a request new in this batch)
+    changes: dict[str, Any] = field(default_factory=dict)  # pending UPDATE of a stored row
+    version_inc: int = 0
+
+    def set(self, **values: Any) -> None:
+        if self.row is not None:
+            self.row.update(values)
+        else:
+            self.changes.update(values)
+
+    def bump_version(self) -> None:
+        if self.row is not None:
+            self.row["version"] += 1
+        else:
+            self.version_inc += 1
+
+
+@dataclass(slots=True, eq=False)
+class _Leg:
+    uniqueid: str
+    ended: bool
+    row: dict[str, Any] | None = None  # pending INSERT
+    changes: dict[str, Any] = field(default_factory=dict)
+
+    def set(self, **values: Any) -> None:
+        if self.row is not None:
+            self.row.update(values)
+        else:
+            self.changes.update(values)
+
+
+@dataclass(slots=True, eq=False)
+class _Call:
+    """A stored (or about to be stored) call and what the batch knows of its rows."""
+
+    id: int | None
+    linkedid: str
+    request: _Req | None
+    queued: bool = False
+    answered: bool = False
+    ended: bool = False
+    legs: dict[str, _Leg] = field(default_factory=dict)
+    transfers: set[tuple[str, str, str]] | None = None  # loaded on demand
+    row: dict[str, Any] | None = None  # pending INSERT
+    changes: dict[str, Any] = field(default_factory=dict)
+
+    def set(self, **values: Any) -> None:
+        if self.row is not None:
+            self.row.update(values)
+        else:
+            self.changes.update(values)
+
+    @property
+    def request_id(self) -> int | None:
+        return self.request.id if self.request is not None else None
+
+    @property
+    def request_number(self) -> int | None:
+        return self.request.number if self.request is not None else None
+
+
+@dataclass(slots=True, eq=False)
+class _Pop:
+    """A screen pop whose history is filled in when its run of events is written."""
+
+    note: Notification
+    caller: str
+    own_number: int | None
+    last_new_number: int  # requests new in this batch with a higher number came later
+    statuses: dict[int, str]  # status of batch-known requests of this caller at ring time
 
 
 @dataclass(slots=True)
-class KnownCall:
-    """What intake remembers of a stored call while it is in progress."""
+class _Batch:
+    """Everything one batch has read and decided, until it is written."""
 
-    call_id: int
-    request_id: int | None
-    request_number: int | None
-    caller_normalized: str
-    ended: bool = False
-    caller_number: str = ""
+    calls: dict[str, _Call | None] = field(default_factory=dict)
+    reqs: dict[int, _Req] = field(default_factory=dict)  # stored requests, by id
+    by_caller: dict[str, list[_Req]] = field(default_factory=lambda: defaultdict(list))
+    new_reqs: list[_Req] = field(default_factory=list)  # not yet inserted
+    new_calls: list[_Call] = field(default_factory=list)
+    new_legs: list[tuple[_Call, _Leg]] = field(default_factory=list)
+    dirty_calls: dict[int, _Call] = field(default_factory=dict)
+    dirty_legs: list[tuple[_Call, _Leg]] = field(default_factory=list)
+    dirty_reqs: dict[int, _Req] = field(default_factory=dict)
+    transfers: list[tuple[_Call, dict[str, Any]]] = field(default_factory=list)
+    recordings: list[tuple[_Call, dict[str, Any]]] = field(default_factory=list)
+    known_paths: set[str] = field(default_factory=set)
+    logs: list[tuple[_Call, datetime, str, dict[str, Any]]] = field(default_factory=list)
+    pops: list[_Pop] = field(default_factory=list)
+    new_numbers: set[int] = field(default_factory=set)
+    new_per_caller: dict[str, int] = field(default_factory=lambda: defaultdict(int))
+    last_new_number: int = 0
+    next_number: int = 0
+    locked: bool = False
+    # pending_callbacks entries taken by this attempt: given back if it rolls back.
+    taken_callbacks: dict[str, int] = field(default_factory=dict)
 
 
 class Intake:
@@ -72,24 +192,22 @@ class Intake:
         *,
         pbx_id: str,
         recordings_pbx_dir: str = "/var/spool/asterisk/monitor",
-        batch_size: int = 500,
+        batch_size: int = 5000,
         on_committed: Callable[[Sequence[CallEvent]], Awaitable[None]] | None = None,
     ) -> None:
         self.db = db
         self.bus = bus
         self.pbx_id = pbx_id
         self.recordings_pbx_dir = recordings_pbx_dir.rstrip("/")
+        # The cap of one batch: the consumer takes whatever is buffered up to it, so batches
+        # are small (fast screen pops) when calls are few and large (cheap) under load.
         self.batch_size = batch_size
         self.on_committed = on_committed
-        self._known: dict[str, KnownCall | None] = {}
         self.committed_batches = 0
         self.committed_events = 0
         self.retries = 0
         self.dropped_events = 0
         self.busy = False
-        # Call log rows of the batch in progress: inserted in one statement at its end (they
-        # are never read back by intake, and one INSERT per event would dominate the batch).
-        self._logs: list[dict[str, Any]] = []
         self.last_commit_at: datetime | None = None
         # Optional probe (benchmarks): called with each batch right after its commit.
         self.commit_observer: Callable[[Sequence[CallEvent]], None] | None = None
@@ -137,23 +255,25 @@ class Intake:
     async def _commit(self, batch: Sequence[CallEvent], attempts: int = 5) -> bool:
         for attempt in range(attempts):
             notes: list[Notification] = []
-            known_before = dict(self._known)
-            self._logs = []
+            state = _Batch()
             try:
                 async with self.db.sessions.begin() as session:
-                    for event in batch:
-                        await self._apply_one(session, event, notes)
-                    if self._logs:
-                        await session.execute(insert(CallLogEntry), self._logs)
+                    conn = await session.connection()
+                    await self._apply_batch(conn, state, batch, notes)
                     await self._store_notifications(session, notes)
                 break
             except (IntegrityError, DBAPIError) as exc:
                 # A concurrent writer took the same Linkedid, or a deadlock / dropped
                 # connection: the transaction rolled back (the counter with it), try again.
-                self._known = known_before
+                for number, request_id in state.taken_callbacks.items():
+                    self.pending_callbacks.setdefault(number, request_id)
                 self.retries += 1
                 log.warning("intake.retry", attempt=attempt + 1, error=str(exc.orig)[:200])
                 await asyncio.sleep(min(2.0, 0.05 * 2 ** attempt) * random.uniform(0.5, 1.0))
+            except BaseException:
+                for number, request_id in state.taken_callbacks.items():
+                    self.pending_callbacks.setdefault(number, request_id)
+                raise
         else:
             return False
         self.committed_batches += 1
@@ -167,262 +287,506 @@ class Intake:
             await self.on_committed(batch)
         return True
 
-    # ------------------------------------------------------------------ events
-    async def _apply_one(self, session: AsyncSession, event: CallEvent,
-                         notes: list[Notification]) -> None:
-        if isinstance(event, CallStarted):
-            await self._call_started(session, event, notes)
-            return
-        known = await self._lookup(session, event.linkedid)
-        if known is None or known.ended:
-            if isinstance(event, CallEnded):
-                self._known.pop(event.linkedid, None)
-            return
-        handler = _HANDLERS.get(type(event))
-        if handler is not None:
-            await handler(self, session, known, event, notes)
+    async def _apply_batch(self, conn: AsyncConnection, st: _Batch,
+                           batch: Sequence[CallEvent], notes: list[Notification]) -> None:
+        run: list[CallEvent] = []
+        for event in batch:
+            if type(event) is CallStarted and event.direction != "inbound":
+                # The call-back look-up reads requests: write what came before it first.
+                await self._run(conn, st, run, notes)
+                run = []
+                await self._outbound_started(conn, st, event)
+            else:
+                run.append(event)
+        await self._run(conn, st, run, notes)
+        if st.logs:
+            await conn.execute(insert(CallLogEntry), [
+                {"call_id": call.id, "at": at, "type": kind, "data": data}
+                for call, at, kind, data in st.logs])
 
-    async def _lookup(self, session: AsyncSession, linkedid: str) -> KnownCall | None:
-        if linkedid in self._known:
-            return self._known[linkedid]
-        row = (await session.execute(
-            select(Call.id, Call.request_id, Request.number, Request.caller_normalized,
-                   Call.ended_at, Request.caller_number)
-            .outerjoin(Request, Request.id == Call.request_id)
-            .where(Call.pbx_id == self.pbx_id, Call.linkedid == linkedid)
-        )).first()
-        known = KnownCall(row[0], row[1], row[2], row[3] or "", row[4] is not None,
-                          row[5] or "") if row else None
-        self._known[linkedid] = known
-        return known
+    # ------------------------------------------------------------------ reading
+    async def _lock(self, conn: AsyncConnection, st: _Batch) -> None:
+        """SQLite: take the write lock before reading, so what is read stays true until the
+        commit (pysqlite begins the transaction only at the first write). PostgreSQL locks the
+        request rows it reads instead (``FOR UPDATE``)."""
+        if st.locked:
+            return
+        st.locked = True
+        if self.db.is_sqlite:
+            await conn.execute(update(Counter).where(Counter.name == REQUEST_COUNTER)
+                               .values(value=Counter.value))
 
-    async def _call_started(self, session: AsyncSession, event: CallStarted,
-                            notes: list[Notification]) -> None:
-        if await self._lookup(session, event.linkedid) is not None:
+    async def _load(self, conn: AsyncConnection, st: _Batch, events: Iterable[CallEvent]) -> None:
+        """Read, once, the stored state of every call the events name that the batch does not
+        know yet: the call, its request (locked), its legs; transfers and recording paths."""
+        missing = list(dict.fromkeys(e.linkedid for e in events if e.linkedid not in st.calls))
+        transfer_calls: set[str] = {e.linkedid for e in events if type(e) is CallTransferred}
+        paths = [e.pbx_path for e in events if type(e) is RecordingStarted
+                 and e.pbx_path not in st.known_paths]
+        if missing:
+            fresh: list[_Call] = []
+            for chunk in _chunks(missing):
+                if not self.db.is_sqlite:
+                    await conn.execute(
+                        select(Request.id).join(Call, Call.request_id == Request.id)
+                        .where(Call.pbx_id == self.pbx_id, Call.linkedid.in_(chunk))
+                        .order_by(Request.id).with_for_update(of=Request))
+                rows = await conn.execute(
+                    select(Call.id, Call.linkedid, Call.request_id, Call.queued_at.is_not(None),
+                           Call.answered_at.is_not(None), Call.ended_at.is_not(None),
+                           Request.number, Request.caller_normalized, Request.caller_number,
+                           Request.operator, Request.status, Request.closed_at.is_not(None),
+                           Request.outcome)
+                    .outerjoin(Request, Request.id == Call.request_id)
+                    .where(Call.pbx_id == self.pbx_id, Call.linkedid.in_(chunk)))
+                for (call_id, linkedid, request_id, queued, answered, ended, number, caller_n,
+                     caller, operator, status, closed, outcome) in rows:
+                    req = None
+                    if request_id is not None:
+                        req = st.reqs.get(request_id)
+                        if req is None:
+                            req = self._known_request(st, request_id, number, caller_n, caller,
+                                                      operator, status, closed, outcome)
+                    call = _Call(call_id, linkedid, req, bool(queued), bool(answered),
+                                 bool(ended))
+                    st.calls[linkedid] = call
+                    if not call.ended:
+                        fresh.append(call)
+            for linkedid in missing:
+                st.calls.setdefault(linkedid, None)
+            by_id = {call.id: call for call in fresh}
+            for chunk in _chunks(list(by_id)):
+                rows = await conn.execute(
+                    select(CallLeg.call_id, CallLeg.uniqueid, CallLeg.ended_at.is_not(None))
+                    .where(CallLeg.call_id.in_(chunk)))
+                for call_id, uniqueid, ended in rows:
+                    by_id[call_id].legs[uniqueid] = _Leg(uniqueid, bool(ended))
+        wanted = {c.id: c for lid in transfer_calls
+                  if (c := st.calls.get(lid)) is not None and c.transfers is None}
+        for call in wanted.values():
+            call.transfers = set()
+        stored = [call_id for call_id in wanted if call_id is not None]
+        for chunk in _chunks(stored):
+            rows = await conn.execute(
+                select(Transfer.call_id, Transfer.kind, Transfer.from_extension, Transfer.to)
+                .where(Transfer.call_id.in_(chunk)))
+            for call_id, kind, from_extension, to in rows:
+                wanted[call_id].transfers.add((kind, from_extension, to))  # type: ignore[union-attr]
+        for chunk in _chunks(list(dict.fromkeys(paths))):
+            st.known_paths.update(await conn.scalars(
+                select(Recording.pbx_path).where(Recording.pbx_id == self.pbx_id,
+                                                 Recording.pbx_path.in_(chunk))))
+
+    @staticmethod
+    def _known_request(st: _Batch, request_id: int, number: int | None, caller_n: str | None,
+                       caller: str | None, operator: str | None, status: str, closed: Any,
+                       outcome: str | None) -> _Req:
+        req = _Req(request_id, number, caller_n or "", caller or "", operator, status,
+                   bool(closed), outcome)
+        st.reqs[request_id] = req
+        st.by_caller[req.caller_normalized].append(req)
+        return req
+
+    async def _outbound_started(self, conn: AsyncConnection, st: _Batch,
+                                event: CallStarted) -> None:
+        """An outbound call: stored only when it belongs to a request (a call-back)."""
+        await self._lock(conn, st)
+        await self._load(conn, st, [event])
+        if st.calls.get(event.linkedid) is not None:
             return  # replay, reconnect or restart: the call is already in the journal
-        if event.direction == "inbound":
-            request = await self._new_request(session, event)
-            notes.append(self._note("request.created", request.number, event.at,
-                                    caller_number=request.caller_number, line=request.line,
-                                    status=request.status, level=request.level, smo=None))
-        else:
-            request = await self._callback_request(session, event)
-            if request is None:
-                return  # an outbound call nobody asked the journal to follow
-        call = Call(request_id=request.id, pbx_id=self.pbx_id, linkedid=event.linkedid,
-                    direction=event.direction, caller_number=event.caller_number,
-                    line=event.line, started_at=event.at)
-        session.add(call)
-        await session.flush()
-        session.add(CallLeg(call_id=call.id, uniqueid=event.uniqueid, channel=event.channel,
-                            extension=event.caller_number if event.direction == "outbound"
-                            else None))
-        self._log(session, call.id, event.at, "started", direction=event.direction,
-                  caller=event.caller_number, line=event.line)
-        self._known[event.linkedid] = KnownCall(call.id, request.id, request.number,
-                                                request.caller_normalized,
-                                                caller_number=request.caller_number)
+        req = await self._callback_request(conn, st, event)
+        if req is None:
+            return  # an outbound call nobody asked the journal to follow
+        self._new_call(st, event, req)
 
-    async def _new_request(self, session: AsyncSession, event: CallStarted) -> Request:
-        number = await next_request_number(session)
-        request = Request(
-            number=number, pbx_id=self.pbx_id, linkedid=event.linkedid, created_at=event.at,
-            line=event.line, caller_number=event.caller_number,
-            caller_normalized=normalize_phone(event.caller_number), status="new", level="1",
-            registered_by="auto", version=1, updated_at=event.at,
-        )
-        session.add(request)
-        await session.flush()
-        return request
-
-    async def _callback_request(self, session: AsyncSession,
-                                event: CallStarted) -> Request | None:
+    async def _callback_request(self, conn: AsyncConnection, st: _Batch,
+                                event: CallStarted) -> _Req | None:
         """The open request a call-back belongs to: originated through the service, or dialling
         the number of an open request awaiting a deferred answer."""
         number = normalize_phone(event.line)
+        columns = (Request.id, Request.number, Request.caller_normalized, Request.caller_number,
+                   Request.operator, Request.status, Request.closed_at.is_not(None),
+                   Request.outcome)
         request_id = self.pending_callbacks.pop(number, None)
         if request_id is not None:
-            return await session.get(Request, request_id)
-        return await session.scalar(
-            select(Request)
-            .where(Request.status == "deferred", Request.closed_at.is_(None),
-                   (Request.caller_normalized == number)
-                   | (Request.contact_phone == number))
-            .order_by(Request.number.desc()).limit(1)
-        )
+            st.taken_callbacks[number] = request_id
+            query = select(*columns).where(Request.id == request_id)
+        else:
+            query = (select(*columns)
+                     .where(Request.status == "deferred", Request.closed_at.is_(None),
+                            (Request.caller_normalized == number)
+                            | (Request.contact_phone == number))
+                     .order_by(Request.number.desc()).limit(1))
+        if not self.db.is_sqlite:
+            query = query.with_for_update(of=Request)
+        row = (await conn.execute(query)).first()
+        if row is None:
+            return None
+        known = st.reqs.get(row[0])
+        return known if known is not None else self._known_request(st, *row)
 
-    async def _queue_joined(self, session: AsyncSession, known: KnownCall, event: QueueJoined,
-                            notes: list[Notification]) -> None:
-        await session.execute(
-            update(Call).where(Call.id == known.call_id, Call.queued_at.is_(None))
-            .values(queued_at=event.at, queue=event.queue)
-        )
-        self._log(session, known.call_id, event.at, "queued", queue=event.queue)
+    # ------------------------------------------------------------------ one run of events
+    async def _run(self, conn: AsyncConnection, st: _Batch, events: list[CallEvent],
+                   notes: list[Notification]) -> None:
+        """Apply a run of events (no outbound CallStarted among them) and write it."""
+        if not events:
+            return
+        await self._lock(conn, st)
+        await self._load(conn, st, events)
+        # New requests of this run, counted exactly as _apply will create them; their numbers
+        # come from one counter UPDATE (row-locked until the commit: gap-free, never reused).
+        seen: set[str] = set()
+        new = 0
+        for event in events:
+            if type(event) is CallStarted and st.calls.get(event.linkedid) is None \
+                    and event.linkedid not in seen:
+                seen.add(event.linkedid)
+                new += 1
+        if new:
+            top = await conn.scalar(
+                update(Counter).where(Counter.name == REQUEST_COUNTER)
+                .values(value=Counter.value + new).returning(Counter.value))
+            if top is None:
+                raise RuntimeError("the request counter row is missing; run create_schema")
+            st.next_number = int(top) - new + 1
+        for event in events:
+            self._apply(st, event, notes)
+        await self._write(conn, st)
 
-    async def _ringing(self, session: AsyncSession, known: KnownCall, event: LegRinging,
-                       notes: list[Notification]) -> None:
-        leg_id = await session.scalar(
-            select(CallLeg.id).where(CallLeg.call_id == known.call_id,
-                                     CallLeg.uniqueid == event.uniqueid))
-        if leg_id is not None:
-            return  # the same ringing seen again after a reconnect
-        session.add(CallLeg(call_id=known.call_id, uniqueid=event.uniqueid,
-                            channel=event.channel, extension=event.extension,
-                            queue=event.queue or None, rang_at=event.at))
-        self._log(session, known.call_id, event.at, "ringing", extension=event.extension,
-                  queue=event.queue)
-        if known.request_number is not None:
-            history = await self._history(session, known)
-            notes.append(self._note("call.ringing", known.request_number, event.at,
-                                    caller_number=known.caller_number, extension=event.extension,
-                                    queue=event.queue, history=history))
+    def _apply(self, st: _Batch, event: CallEvent, notes: list[Notification]) -> None:
+        kind = type(event)
+        if kind is CallStarted:
+            self._call_started(st, event, notes)  # type: ignore[arg-type]
+            return
+        call = st.calls.get(event.linkedid)
+        if call is None or call.ended:
+            return
+        handler = _HANDLERS.get(kind)
+        if handler is not None:
+            handler(self, st, call, event, notes)
 
-    async def _history(self, session: AsyncSession, known: KnownCall) -> list[dict[str, Any]]:
-        if not known.caller_normalized:
-            return []
-        rows = await session.execute(
-            select(Request.number, Request.created_at, Request.status, Request.topic)
-            .where(Request.caller_normalized == known.caller_normalized,
-                   Request.number != known.request_number)
-            # Newest by created_at: walks the (caller_normalized, created_at) index and stops
-            # after HISTORY_LIMIT rows; ordering by number made a frequent caller's every
-            # screen pop sort all of their requests.
-            .order_by(Request.created_at.desc()).limit(HISTORY_LIMIT)
-        )
-        found = sorted(rows, key=lambda row: row[0], reverse=True)
-        return [{"number": n, "created_at": _iso(c), "status": s, "topic": t}
-                for n, c, s, t in found]
+    # ------------------------------------------------------------------ events
+    def _call_started(self, st: _Batch, event: CallStarted, notes: list[Notification]) -> None:
+        if st.calls.get(event.linkedid) is not None:
+            return  # replay, reconnect or restart: the call is already in the journal
+        number = st.next_number
+        st.next_number += 1
+        st.new_numbers.add(number)
+        st.last_new_number = number
+        caller_normalized = normalize_phone(event.caller_number)
+        req = _Req(None, number, caller_normalized, event.caller_number, row={
+            "number": number, "pbx_id": self.pbx_id, "linkedid": event.linkedid,
+            "created_at": event.at, "line": event.line, "caller_number": event.caller_number,
+            "caller_normalized": caller_normalized, "status": "new", "level": "1",
+            "registered_by": "auto", "version": 1, "updated_at": event.at,
+            # Every column intake may change, so all rows of the multi-row INSERT match.
+            "operator": None, "assigned_to": None, "outcome": None, "smo": None,
+        })
+        st.new_reqs.append(req)
+        st.by_caller[caller_normalized].append(req)
+        st.new_per_caller[caller_normalized] += 1
+        notes.append(self._note("request.created", number, event.at,
+                                caller_number=event.caller_number, line=event.line,
+                                status="new", level="1", smo=None))
+        self._new_call(st, event, req)
 
-    async def _ring_no_answer(self, session: AsyncSession, known: KnownCall,
-                              event: LegRingNoAnswer, notes: list[Notification]) -> None:
-        self._log(session, known.call_id, event.at, "ring_no_answer", extension=event.extension)
+    def _new_call(self, st: _Batch, event: CallStarted, req: _Req) -> None:
+        call = _Call(None, event.linkedid, req, row={
+            "request": req, "pbx_id": self.pbx_id, "linkedid": event.linkedid,
+            "direction": event.direction, "caller_number": event.caller_number,
+            "line": event.line, "started_at": event.at, "queued_at": None,
+            "answered_at": None, "ended_at": None, "outcome": None, "end_reason": None,
+            "operator": None, "queue": None,
+        })
+        call.transfers = set()
+        st.calls[event.linkedid] = call
+        st.new_calls.append(call)
+        self._add_leg(st, call, event.uniqueid, channel=event.channel,
+                      extension=event.caller_number if event.direction == "outbound" else None)
+        self._log(st, call, event.at, "started", direction=event.direction,
+                  caller=event.caller_number, line=event.line)
 
-    async def _answered(self, session: AsyncSession, known: KnownCall, event: CallAnswered,
-                        notes: list[Notification]) -> None:
-        answered_leg = await session.execute(
-            update(CallLeg).where(CallLeg.call_id == known.call_id,
-                                  CallLeg.uniqueid == event.uniqueid)
-            .values(answered_at=event.at)
-        )
-        if not answered_leg.rowcount:
-            session.add(CallLeg(call_id=known.call_id, uniqueid=event.uniqueid,
-                                extension=event.extension, queue=event.queue or None,
-                                answered_at=event.at))
-        await session.execute(
-            update(Call).where(Call.id == known.call_id, Call.answered_at.is_(None))
-            .values(answered_at=event.at, operator=event.extension)
-        )
-        if known.request_id is not None:
-            await session.execute(
-                update(Request).where(Request.id == known.request_id, Request.operator.is_(None))
-                .values(operator=event.extension)
-            )
-            await session.execute(
-                update(Request).where(Request.id == known.request_id, Request.status == "new")
-                .values(status="in_progress", assigned_to=event.extension,
-                        version=Request.version + 1, updated_at=event.at)
-            )
-        self._log(session, known.call_id, event.at, "answered", extension=event.extension,
-                  queue=event.queue)
-        if known.request_number is not None:
-            notes.append(self._note("call.answered", known.request_number, event.at,
-                                    extension=event.extension))
+    @staticmethod
+    def _add_leg(st: _Batch, call: _Call, uniqueid: str, *, channel: str = "",
+                 extension: str | None = None, queue: str | None = None,
+                 rang_at: datetime | None = None, answered_at: datetime | None = None) -> None:
+        leg = _Leg(uniqueid, False, row={
+            "uniqueid": uniqueid, "channel": channel, "extension": extension, "queue": queue,
+            "rang_at": rang_at, "answered_at": answered_at, "ended_at": None})
+        call.legs[uniqueid] = leg
+        st.new_legs.append((call, leg))
 
-    async def _held(self, session: AsyncSession, known: KnownCall, event: CallHeld,
-                    notes: list[Notification]) -> None:
-        self._log(session, known.call_id, event.at, "held", extension=event.extension)
-        if known.request_number is not None:
-            notes.append(self._note("call.held", known.request_number, event.at,
-                                    extension=event.extension))
-
-    async def _unheld(self, session: AsyncSession, known: KnownCall, event: CallUnheld,
+    def _queue_joined(self, st: _Batch, call: _Call, event: QueueJoined,
                       notes: list[Notification]) -> None:
-        self._log(session, known.call_id, event.at, "unheld", extension=event.extension)
-        if known.request_number is not None:
-            notes.append(self._note("call.unheld", known.request_number, event.at,
+        if not call.queued:
+            call.queued = True
+            self._touch_call(st, call, queued_at=event.at, queue=event.queue)
+        self._log(st, call, event.at, "queued", queue=event.queue)
+
+    def _ringing(self, st: _Batch, call: _Call, event: LegRinging,
+                 notes: list[Notification]) -> None:
+        if event.uniqueid in call.legs:
+            return  # the same ringing seen again after a reconnect
+        self._add_leg(st, call, event.uniqueid, channel=event.channel,
+                      extension=event.extension, queue=event.queue or None, rang_at=event.at)
+        self._log(st, call, event.at, "ringing", extension=event.extension, queue=event.queue)
+        req = call.request
+        if req is not None and req.number is not None:
+            note = self._note("call.ringing", req.number, event.at,
+                              caller_number=req.caller_number, extension=event.extension,
+                              queue=event.queue, history=[])
+            notes.append(note)
+            if req.caller_normalized:
+                # The history is read when this run is written; what it must not show yet
+                # (requests of later calls in the batch) and the statuses as they are now
+                # are noted here.
+                st.pops.append(_Pop(note, req.caller_normalized, req.number,
+                                    st.last_new_number,
+                                    {r.number: r.status for r in st.by_caller[req.caller_normalized]
+                                     if r.number is not None}))
+
+    def _ring_no_answer(self, st: _Batch, call: _Call, event: LegRingNoAnswer,
+                        notes: list[Notification]) -> None:
+        self._log(st, call, event.at, "ring_no_answer", extension=event.extension)
+
+    def _answered(self, st: _Batch, call: _Call, event: CallAnswered,
+                  notes: list[Notification]) -> None:
+        leg = call.legs.get(event.uniqueid)
+        if leg is not None:
+            self._touch_leg(st, call, leg, answered_at=event.at)
+        else:
+            self._add_leg(st, call, event.uniqueid, extension=event.extension,
+                          queue=event.queue or None, answered_at=event.at)
+        if not call.answered:
+            call.answered = True
+            self._touch_call(st, call, answered_at=event.at, operator=event.extension)
+        req = call.request
+        if req is not None:
+            if req.operator is None:
+                req.operator = event.extension
+                self._touch_req(st, req, operator=event.extension)
+            if req.status == "new":
+                req.status = "in_progress"
+                self._touch_req(st, req, status="in_progress", assigned_to=event.extension,
+                                updated_at=event.at)
+                req.bump_version()
+        self._log(st, call, event.at, "answered", extension=event.extension, queue=event.queue)
+        if call.request_number is not None:
+            notes.append(self._note("call.answered", call.request_number, event.at,
                                     extension=event.extension))
 
-    async def _transferred(self, session: AsyncSession, known: KnownCall,
-                           event: CallTransferred, notes: list[Notification]) -> None:
-        seen = await session.scalar(
-            select(Transfer.id).where(Transfer.call_id == known.call_id,
-                                      Transfer.kind == event.kind,
-                                      Transfer.from_extension == event.from_extension,
-                                      Transfer.to == event.to).limit(1))
-        if seen is not None:
+    def _held(self, st: _Batch, call: _Call, event: CallHeld,
+              notes: list[Notification]) -> None:
+        self._log(st, call, event.at, "held", extension=event.extension)
+        if call.request_number is not None:
+            notes.append(self._note("call.held", call.request_number, event.at,
+                                    extension=event.extension))
+
+    def _unheld(self, st: _Batch, call: _Call, event: CallUnheld,
+                notes: list[Notification]) -> None:
+        self._log(st, call, event.at, "unheld", extension=event.extension)
+        if call.request_number is not None:
+            notes.append(self._note("call.unheld", call.request_number, event.at,
+                                    extension=event.extension))
+
+    def _transferred(self, st: _Batch, call: _Call, event: CallTransferred,
+                     notes: list[Notification]) -> None:
+        key = (event.kind, event.from_extension, event.to)
+        assert call.transfers is not None  # loaded by _load
+        if key in call.transfers:
             return  # the same transfer from a second writer or a replay
-        session.add(Transfer(call_id=known.call_id, kind=event.kind,
-                             from_extension=event.from_extension, to=event.to,
-                             target=event.target, smo=event.smo, at=event.at))
-        self._log(session, known.call_id, event.at, "transferred", kind=event.kind,
+        call.transfers.add(key)
+        st.transfers.append((call, {
+            "kind": event.kind, "from_extension": event.from_extension, "to": event.to,
+            "target": event.target, "smo": event.smo, "at": event.at}))
+        self._log(st, call, event.at, "transferred", kind=event.kind,
                   from_extension=event.from_extension, to=event.to, target=event.target,
                   smo=event.smo)
-        if known.request_number is None:
+        req = call.request
+        if req is None or req.number is None:
             return
-        notes.append(self._note("call.transferred", known.request_number, event.at,
+        notes.append(self._note("call.transferred", req.number, event.at,
                                 kind=event.kind, to=event.to, target=event.target,
                                 smo=event.smo, from_extension=event.from_extension))
-        if event.target in ("l2", "smo") and known.request_id is not None:
+        if event.target in ("l2", "smo"):
             level = "2" if event.target == "l2" else "smo"
-            values: dict[str, Any] = {"level": level, "status": "transferred",
-                                      "version": Request.version + 1, "updated_at": event.at}
-            if event.target == "smo":
-                values["smo"] = event.smo
-            await session.execute(
-                update(Request)
-                .where(Request.id == known.request_id, Request.closed_at.is_(None))
-                .values(**values)
-            )
-            notes.append(self._note("request.routed", known.request_number, event.at,
+            if not req.closed:
+                req.status = "transferred"
+                values: dict[str, Any] = {"level": level, "status": "transferred",
+                                          "updated_at": event.at}
+                if event.target == "smo":
+                    values["smo"] = event.smo
+                self._touch_req(st, req, **values)
+                req.bump_version()
+            notes.append(self._note("request.routed", req.number, event.at,
                                     level=level, smo=event.smo if level == "smo" else None,
                                     via="telephone_transfer"))
 
-    async def _recording(self, session: AsyncSession, known: KnownCall,
-                         event: RecordingStarted, notes: list[Notification]) -> None:
-        exists = await session.scalar(
-            select(Recording.id).where(Recording.pbx_id == self.pbx_id,
-                                       Recording.pbx_path == event.pbx_path))
-        if exists is not None:
+    def _recording(self, st: _Batch, call: _Call, event: RecordingStarted,
+                   notes: list[Notification]) -> None:
+        if event.pbx_path in st.known_paths:
             return
-        session.add(Recording(
-            request_id=known.request_id, call_id=known.call_id, pbx_id=self.pbx_id,
-            leg_uniqueid=event.uniqueid, pbx_path=event.pbx_path,
-            relative_path=self.relative_recording_path(event.pbx_path), status="pending",
-            started_at=event.at,
-        ))
-        self._log(session, known.call_id, event.at, "recording", path=event.pbx_path)
+        st.known_paths.add(event.pbx_path)
+        st.recordings.append((call, {
+            "pbx_id": self.pbx_id, "leg_uniqueid": event.uniqueid, "pbx_path": event.pbx_path,
+            "relative_path": self.relative_recording_path(event.pbx_path),
+            "status": "pending", "started_at": event.at}))
+        self._log(st, call, event.at, "recording", path=event.pbx_path)
 
-    async def _leg_ended(self, session: AsyncSession, known: KnownCall, event: LegEnded,
-                         notes: list[Notification]) -> None:
-        await session.execute(
-            update(CallLeg).where(CallLeg.call_id == known.call_id,
-                                  CallLeg.uniqueid == event.uniqueid, CallLeg.ended_at.is_(None))
-            .values(ended_at=event.at)
-        )
+    def _leg_ended(self, st: _Batch, call: _Call, event: LegEnded,
+                   notes: list[Notification]) -> None:
+        leg = call.legs.get(event.uniqueid)
+        if leg is not None and not leg.ended:
+            leg.ended = True
+            self._touch_leg(st, call, leg, ended_at=event.at)
 
-    async def _ended(self, session: AsyncSession, known: KnownCall, event: CallEnded,
-                     notes: list[Notification]) -> None:
-        result = await session.execute(
-            update(Call).where(Call.id == known.call_id, Call.ended_at.is_(None))
-            .values(ended_at=event.at, outcome=event.outcome, end_reason=event.reason)
-        )
-        self._known.pop(event.linkedid, None)
-        if not result.rowcount:
-            return
-        await session.execute(
-            update(CallLeg).where(CallLeg.call_id == known.call_id, CallLeg.ended_at.is_(None))
-            .values(ended_at=event.at)
-        )
-        if known.request_id is not None:
-            await session.execute(
-                update(Request).where(Request.id == known.request_id, Request.outcome.is_(None))
-                .values(outcome=event.outcome)
-            )
-        self._log(session, known.call_id, event.at, "ended", outcome=event.outcome,
-                  reason=event.reason)
-        if known.request_number is not None:
-            notes.append(self._note("call.ended", known.request_number, event.at,
+    def _ended(self, st: _Batch, call: _Call, event: CallEnded,
+               notes: list[Notification]) -> None:
+        call.ended = True
+        self._touch_call(st, call, ended_at=event.at, outcome=event.outcome,
+                         end_reason=event.reason)
+        for leg in call.legs.values():
+            if not leg.ended:
+                leg.ended = True
+                self._touch_leg(st, call, leg, ended_at=event.at)
+        req = call.request
+        if req is not None and req.outcome is None:
+            req.outcome = event.outcome
+            self._touch_req(st, req, outcome=event.outcome)
+        self._log(st, call, event.at, "ended", outcome=event.outcome, reason=event.reason)
+        if call.request_number is not None:
+            notes.append(self._note("call.ended", call.request_number, event.at,
                                     outcome=event.outcome, reason=event.reason))
+
+    # ------------------------------------------------------------------ pending changes
+    @staticmethod
+    def _touch_call(st: _Batch, call: _Call, **values: Any) -> None:
+        call.set(**values)
+        if call.row is None and call.id is not None:
+            st.dirty_calls[call.id] = call
+
+    @staticmethod
+    def _touch_leg(st: _Batch, call: _Call, leg: _Leg, **values: Any) -> None:
+        if leg.row is None and not leg.changes:
+            st.dirty_legs.append((call, leg))
+        leg.set(**values)
+
+    @staticmethod
+    def _touch_req(st: _Batch, req: _Req, **values: Any) -> None:
+        if req.closed:
+            return  # a closed request is read-only (the database refuses it too); calls still log
+        req.set(**values)
+        if req.row is None and req.id is not None:
+            st.dirty_reqs[req.id] = req
+
+    # ------------------------------------------------------------------ writing
+    async def _write(self, conn: AsyncConnection, st: _Batch) -> None:
+        """Write what the run decided: inserts first (ids for what hangs off them), the
+        screen-pop histories, then updates, transfers and recordings."""
+        if st.new_reqs:
+            rows = [req.row for req in st.new_reqs]
+            ids = list(await conn.scalars(
+                insert(Request).returning(Request.id, sort_by_parameter_order=True), rows))
+            for req, request_id in zip(st.new_reqs, ids, strict=True):
+                req.id = request_id
+                req.row = None
+                st.reqs[request_id] = req
+            st.new_reqs.clear()
+        if st.pops:
+            await self._histories(conn, st)
+        if st.new_calls:
+            rows = []
+            for call in st.new_calls:
+                row = dict(call.row)  # type: ignore[arg-type]
+                row["request_id"] = row.pop("request").id
+                rows.append(row)
+            ids = list(await conn.scalars(
+                insert(Call).returning(Call.id, sort_by_parameter_order=True), rows))
+            for call, call_id in zip(st.new_calls, ids, strict=True):
+                call.id = call_id
+                call.row = None
+            st.new_calls.clear()
+        if st.new_legs:
+            rows = []
+            for call, leg in st.new_legs:
+                rows.append({"call_id": call.id, **leg.row})  # type: ignore[dict-item]
+                leg.row = None
+            await conn.execute(insert(CallLeg), rows)
+            st.new_legs.clear()
+        if st.dirty_legs:
+            await _update_many(conn, _LEGS, (
+                ({"_call_id": call.id, "_uniqueid": leg.uniqueid}, leg.changes)
+                for call, leg in st.dirty_legs),
+                lambda: (_LEGS.c.call_id == bindparam("_call_id"))
+                & (_LEGS.c.uniqueid == bindparam("_uniqueid")))
+            for _call, leg in st.dirty_legs:
+                leg.changes = {}
+            st.dirty_legs.clear()
+        if st.dirty_calls:
+            await _update_many(conn, _CALLS, (
+                ({"_id": call.id}, call.changes) for call in st.dirty_calls.values()),
+                lambda: _CALLS.c.id == bindparam("_id"))
+            for call in st.dirty_calls.values():
+                call.changes = {}
+            st.dirty_calls.clear()
+        if st.dirty_reqs:
+            await _update_many(conn, _REQUESTS, (
+                ({"_id": req.id}, {**req.changes, **({"_version_inc": req.version_inc}
+                                                     if req.version_inc else {})})
+                for req in st.dirty_reqs.values()),
+                lambda: _REQUESTS.c.id == bindparam("_id"))
+            for req in st.dirty_reqs.values():
+                req.changes = {}
+                req.version_inc = 0
+            st.dirty_reqs.clear()
+        if st.transfers:
+            await conn.execute(insert(Transfer), [
+                {"call_id": call.id, **row} for call, row in st.transfers])
+            st.transfers.clear()
+        if st.recordings:
+            await conn.execute(insert(Recording), [
+                {"request_id": call.request_id, "call_id": call.id, **row}
+                for call, row in st.recordings])
+            st.recordings.clear()
+
+    async def _histories(self, conn: AsyncConnection, st: _Batch) -> None:
+        """Fill the screen pops' ``history``: that caller's other requests, newest first.
+
+        One query for every caller of the run (a UNION ALL of per-caller ``ORDER BY created_at
+        DESC LIMIT n``, each walking the (caller_normalized, created_at) index), asking for as
+        many more rows as the batch has new requests of that caller, so that leaving out the
+        ones created after the ring still leaves HISTORY_LIMIT.
+        """
+        callers = list(dict.fromkeys(pop.caller for pop in st.pops))
+        found: dict[str, list[Any]] = defaultdict(list)
+        for chunk in _chunks(callers, HISTORY_CHUNK):
+            parts = [
+                select(Request.caller_normalized, Request.number, Request.created_at,
+                       Request.status, Request.topic)
+                .where(Request.caller_normalized == caller)
+                .order_by(Request.created_at.desc())
+                .limit(HISTORY_LIMIT + 1 + st.new_per_caller.get(caller, 0))
+                for caller in chunk
+            ]
+            query = parts[0] if len(parts) == 1 else union_all(
+                *[select(part.subquery()) for part in parts])
+            for row in await conn.execute(query):
+                found[row[0]].append(row)
+        for rows in found.values():
+            rows.sort(key=lambda row: _sort_time(row[2]), reverse=True)
+        for pop in st.pops:
+            chosen = []
+            for _caller, number, created_at, status, topic in found.get(pop.caller, ()):
+                if number == pop.own_number or (number in st.new_numbers
+                                                and number > pop.last_new_number):
+                    continue
+                chosen.append((number, created_at, pop.statuses.get(number, status), topic))
+                if len(chosen) == HISTORY_LIMIT:
+                    break
+            chosen.sort(key=lambda row: row[0], reverse=True)
+            pop.note["history"] = [{"number": n, "created_at": _iso(c), "status": s, "topic": t}
+                                   for n, c, s, t in chosen]
+        st.pops.clear()
 
     # ------------------------------------------------------------------ helpers
     def relative_recording_path(self, pbx_path: str) -> str:
@@ -434,10 +798,10 @@ class Intake:
         except ValueError:
             return path.name
 
-    def _log(self, session: AsyncSession, call_id: int, at: datetime, entry_type: str,
-             **data: Any) -> None:
-        self._logs.append({"call_id": call_id, "at": at, "type": entry_type,
-                           "data": {k: v for k, v in data.items() if v not in (None, "")}})
+    @staticmethod
+    def _log(st: _Batch, call: _Call, at: datetime, entry_type: str, **data: Any) -> None:
+        st.logs.append((call, at, entry_type,
+                        {k: v for k, v in data.items() if v is not None and v != ""}))
 
     @staticmethod
     def _note(note_type: str, request_number: int | None, at: datetime,
@@ -462,6 +826,37 @@ class Intake:
             note["id"] = row_id
 
 
+async def _update_many(conn: AsyncConnection, table: Any,
+                       items: Iterable[tuple[dict[str, Any], dict[str, Any]]],
+                       where: Callable[[], Any]) -> None:
+    """UPDATE rows by key with ``executemany``: one statement per set of changed columns.
+
+    ``_version_inc`` in the changes becomes ``version = version + :_version_inc``.
+    """
+    groups: dict[tuple[str, ...], list[dict[str, Any]]] = defaultdict(list)
+    for key, changes in items:
+        if not changes:
+            continue
+        groups[tuple(sorted(changes))].append({**key, **{f"v_{k}": v for k, v in changes.items()}})
+    for columns, rows in groups.items():
+        values: dict[str, Any] = {}
+        for column in columns:
+            if column == "_version_inc":
+                values["version"] = table.c.version + bindparam(f"v_{column}")
+            else:
+                values[column] = bindparam(f"v_{column}")
+        await conn.execute(update(table).where(where()).values(values), rows)
+
+
+def _chunks(items: Sequence[Any], size: int = CHUNK) -> Iterator[Sequence[Any]]:
+    for start in range(0, len(items), size):
+        yield items[start:start + size]
+
+
+def _sort_time(value: datetime) -> datetime:
+    return value if value.tzinfo is not None else value.replace(tzinfo=UTC)
+
+
 async def next_request_number(session: AsyncSession) -> int:
     """Take the next request number inside the caller's transaction (row-locked, gap-free)."""
     value = await session.scalar(
@@ -481,7 +876,7 @@ def _iso(value: datetime | None) -> str | None:
     return value.isoformat()
 
 
-_HANDLERS: dict[type, Callable[..., Awaitable[None]]] = {
+_HANDLERS: dict[type, Callable[..., None]] = {
     QueueJoined: Intake._queue_joined,
     LegRinging: Intake._ringing,
     LegRingNoAnswer: Intake._ring_no_answer,

@@ -4,14 +4,21 @@ MixMonitor emits no stop event when a caller hangs up: the hang-up (``CallEnded`
 file. After it the worker waits until the file exists and its size and mtime stop changing,
 then reads the WAV header, hashes the file (in a thread, chunked) and updates the row:
 ``linked``, ``empty`` (header only / no audio) or ``truncated``. A file that does not appear
-within ``recordings_missing_after_s`` becomes ``missing`` and flags its request; a periodic
-rescan (and ``hotline recordings reconcile``) still links a file that turns up later.
+within ``recordings_missing_after_s`` becomes ``missing`` (logged once) and flags its request;
+a periodic rescan (and ``hotline recordings reconcile``) still links a file that turns up later.
+
+Cheap when thousands of calls end a minute: one scheduler (not a task per recording) keeps
+the recordings it waits for by their next check time; each file's checks back off
+exponentially (``poll_s``, twice that, … up to ``max_poll_s``, never past its deadline), the
+checks that fall due together are one batch of ``stat`` calls, and the rows are read with one
+query per batch of ended calls.
 """
 
 from __future__ import annotations
 
 import asyncio
 import contextlib
+import heapq
 from collections.abc import Sequence
 from dataclasses import dataclass, field
 from datetime import UTC, datetime, timedelta
@@ -37,26 +44,46 @@ class WorkerStats:
     by_status: dict[str, int] = field(default_factory=dict)
 
 
+@dataclass(slots=True)
+class _Watch:
+    """A pending recording the worker waits for."""
+
+    recording_id: int
+    relative_path: str
+    deadline: float  # loop time: no stable file by then → missing
+    next_check: float
+    delay: float  # the back-off step after the next miss
+    seen: tuple[int, int] | None = None  # (size, mtime_ns) at the previous check
+
+
 class RecordingsWorker:
     """Follows ended calls to their recording files; one instance per service."""
 
     def __init__(self, db: Database, storage: LocalStorage, *, pbx_id: str,
                  missing_after_s: float, poll_s: float = 0.25, stable_s: float = 0.5,
-                 rescan_s: float = 60.0, max_parallel: int = 4) -> None:
+                 rescan_s: float = 60.0, max_parallel: int = 4,
+                 max_poll_s: float = 15.0) -> None:
         self.db = db
         self.storage = storage
         self.pbx_id = pbx_id
         self.missing_after_s = missing_after_s
         self.poll_s = poll_s
+        self.max_poll_s = max_poll_s
         self.stable_s = stable_s
         self.rescan_s = rescan_s
         self.stats = WorkerStats()
         self._ended: list[str] = []
         self._wake = asyncio.Event()
-        self._tracking: dict[int, asyncio.Task[None]] = {}
+        # Waited-for recordings by id, and a heap of (next check, id) over them (entries whose
+        # time no longer matches the watch are stale and skipped).
+        self._watching: dict[int, _Watch] = {}
+        self._due: list[tuple[float, int]] = []
+        self._linking: set[asyncio.Task[Any]] = set()
         # Hashing reads whole files: a few at a time, so a burst of hang-ups cannot starve
         # the HTTP server of threads and disk.
         self._hashing = asyncio.Semaphore(max_parallel)
+        # stat() calls in flight at once (each is a thread hop).
+        self._stat_parallel = max(8, max_parallel * 4)
 
     # ------------------------------------------------------------------ intake hook
     def notify(self, batch: Sequence[Any]) -> None:
@@ -69,23 +96,21 @@ class RecordingsWorker:
     @property
     def busy(self) -> bool:
         """Files still being waited for (tests and shutdown)."""
-        return bool(self._ended) or any(not t.done() for t in self._tracking.values())
+        return bool(self._ended) or bool(self._watching) or bool(self._linking)
 
     # ------------------------------------------------------------------ main loop
     async def run(self) -> None:
-        """Forever: follow ended calls; rescan pending and missing rows now and then."""
+        """Forever: follow ended calls, check the files that are due; rescan pending and
+        missing rows now and then."""
         next_rescan = 0.0
         loop = asyncio.get_running_loop()
         try:
             while True:
-                if loop.time() >= next_rescan:
+                now = loop.time()
+                if now >= next_rescan:
                     with contextlib.suppress(Exception):
                         await self.rescan()
                     next_rescan = loop.time() + self.rescan_s
-                with contextlib.suppress(TimeoutError):
-                    await asyncio.wait_for(self._wake.wait(),
-                                           max(0.01, next_rescan - loop.time()))
-                self._wake.clear()
                 linkedids, self._ended = self._ended, []
                 if linkedids:
                     try:
@@ -93,56 +118,113 @@ class RecordingsWorker:
                     except Exception:
                         self.stats.errors += 1
                         log.exception("recordings.follow_failed")
+                try:
+                    await self._check_due()
+                except Exception:
+                    self.stats.errors += 1
+                    log.exception("recordings.check_failed")
+                wake_at = min(next_rescan, self._due[0][0] if self._due else next_rescan)
+                if not self._ended:
+                    with contextlib.suppress(TimeoutError):
+                        await asyncio.wait_for(self._wake.wait(),
+                                               max(0.01, wake_at - loop.time()))
+                self._wake.clear()
         finally:
-            for task in self._tracking.values():
+            for task in list(self._linking):
                 task.cancel()
 
     async def _follow(self, linkedids: list[str]) -> None:
+        rows: list[Any] = []
         async with self.db.session() as session:
-            ids = list(await session.scalars(
-                select(Recording.id).join(Call, Call.id == Recording.call_id)
-                .where(Call.pbx_id == self.pbx_id, Call.linkedid.in_(linkedids),
-                       Recording.status == "pending")))
+            for start in range(0, len(linkedids), 400):
+                rows.extend(await session.execute(
+                    select(Recording.id, Recording.relative_path)
+                    .join(Call, Call.id == Recording.call_id)
+                    .where(Call.pbx_id == self.pbx_id,
+                           Call.linkedid.in_(linkedids[start:start + 400]),
+                           Recording.status == "pending")))
         deadline = asyncio.get_running_loop().time() + self.missing_after_s
-        for recording_id in ids:
-            self._track(recording_id, deadline)
+        for recording_id, relative in rows:
+            self._track(recording_id, relative, deadline)
 
-    def _track(self, recording_id: int, deadline: float) -> None:
-        task = self._tracking.get(recording_id)
-        if task is not None and not task.done():
+    def _track(self, recording_id: int, relative: str, deadline: float) -> None:
+        """Wait for this recording's file (no-op if it is already waited for)."""
+        if recording_id in self._watching:
             return
-        task = asyncio.create_task(self._wait_and_link(recording_id, deadline),
-                                   name=f"recording-{recording_id}")
-        self._tracking[recording_id] = task
-        task.add_done_callback(lambda _t, rid=recording_id: self._tracking.pop(rid, None))
+        first = asyncio.get_running_loop().time()
+        watch = _Watch(recording_id, relative, deadline, first, self.poll_s)
+        self._watching[recording_id] = watch
+        heapq.heappush(self._due, (first, recording_id))
+        self._wake.set()
 
-    async def _wait_and_link(self, recording_id: int, deadline: float) -> None:
+    def _reschedule(self, watch: _Watch, at: float) -> None:
+        watch.next_check = at
+        heapq.heappush(self._due, (at, watch.recording_id))
+
+    async def _check_due(self) -> None:
+        """One round: stat every file whose check is due; link stable ones, back off on the
+        others, give up on those past their deadline."""
         loop = asyncio.get_running_loop()
+        now = loop.time()
+        due: list[_Watch] = []
+        while self._due and self._due[0][0] <= now:
+            at, recording_id = heapq.heappop(self._due)
+            watch = self._watching.get(recording_id)
+            if watch is not None and watch.next_check == at:
+                due.append(watch)
+        if not due:
+            return
+        found = await self._stat_all([w.relative_path for w in due])
+        now = loop.time()
+        missing: list[_Watch] = []
+        for watch, stored in zip(due, found, strict=True):
+            if stored is not None:
+                facts = (stored.size, stored.mtime_ns)
+                if watch.seen == facts:
+                    # Same size and mtime ``stable_s`` apart: closed; link it.
+                    del self._watching[watch.recording_id]
+                    self._spawn_link(watch.recording_id)
+                    continue
+                # Found (or still growing): look again once it had time to settle.
+                watch.seen = facts
+                self._reschedule(watch, now + self.stable_s)
+                continue
+            watch.seen = None
+            if now >= watch.deadline:
+                del self._watching[watch.recording_id]
+                missing.append(watch)
+                continue
+            delay, watch.delay = watch.delay, min(self.max_poll_s, watch.delay * 2)
+            self._reschedule(watch, min(now + delay, watch.deadline))
+        if missing:
+            await self._mark_missing_many([w.recording_id for w in missing])
+
+    async def _stat_all(self, relatives: list[str]) -> list[Any]:
+        limit = asyncio.Semaphore(self._stat_parallel)
+
+        async def one(relative: str) -> Any:
+            async with limit:
+                try:
+                    return await self.storage.stat(relative)
+                except OSError:
+                    return None
+
+        return list(await asyncio.gather(*(one(r) for r in relatives)))
+
+    def _spawn_link(self, recording_id: int) -> None:
+        task = asyncio.create_task(self._link_logged(recording_id),
+                                   name=f"recording-{recording_id}")
+        self._linking.add(task)
+        task.add_done_callback(self._linking.discard)
+
+    async def _link_logged(self, recording_id: int) -> None:
         try:
-            recording = await self._load(recording_id)
-            if recording is None or recording.status != "pending":
-                return
-            while True:
-                stored = await self.storage.stat(recording.relative_path)
-                if stored is not None and await self._stable(recording.relative_path, stored):
-                    await self.link(recording_id)
-                    return
-                if loop.time() >= deadline:
-                    await self._mark_missing(recording_id)
-                    return
-                await asyncio.sleep(self.poll_s)
+            await self.link(recording_id)
         except asyncio.CancelledError:
             raise
         except Exception:
             self.stats.errors += 1
             log.exception("recordings.link_failed", recording_id=recording_id)
-
-    async def _stable(self, relative: str, first: Any) -> bool:
-        """The file stopped growing: same size and mtime after ``stable_s``."""
-        await asyncio.sleep(self.stable_s)
-        second = await self.storage.stat(relative)
-        return second is not None and (second.size, second.mtime_ns) == \
-            (first.size, first.mtime_ns)
 
     async def _load(self, recording_id: int) -> Recording | None:
         async with self.db.session() as session:
@@ -171,40 +253,55 @@ class RecordingsWorker:
         return status
 
     async def _mark_missing(self, recording_id: int) -> None:
+        await self._mark_missing_many([recording_id])
+
+    async def _mark_missing_many(self, recording_ids: list[int]) -> None:
+        """Pending rows → missing, in one transaction; logged once per recording."""
+        marked: list[int] = []
         async with self.db.sessions.begin() as session:
-            current = await session.get(Recording, recording_id)
-            if current is None or current.status != "pending":
-                return
-            await mark_missing(session, current)
-        self.stats.missing += 1
-        log.warning("recordings.missing", recording_id=recording_id)
+            for start in range(0, len(recording_ids), 400):
+                rows = await session.scalars(
+                    select(Recording).where(Recording.id.in_(recording_ids[start:start + 400]),
+                                            Recording.status == "pending"))
+                for current in rows.all():
+                    await mark_missing(session, current)
+                    marked.append(current.id)
+        for recording_id in marked:
+            self.stats.missing += 1
+            log.warning("recordings.missing", recording_id=recording_id)
 
     async def rescan(self) -> dict[str, int]:
         """Pending rows of ended calls and missing rows: link what is there now; rows whose
         call ended longer than ``missing_after_s`` ago and still have no file → missing;
-        the rest are followed as if the call had just ended (service restart)."""
+        the rest are followed as if the call had just ended (service restart).
+
+        One query and one batch of ``stat`` calls; only rows whose file is there are read again.
+        """
         now = datetime.now(UTC)
         cutoff = now - timedelta(seconds=self.missing_after_s)
         async with self.db.session() as session:
-            rows = (await session.execute(
-                select(Recording.id, Recording.status, Call.ended_at)
+            rows = [row for row in (await session.execute(
+                select(Recording.id, Recording.status, Recording.relative_path, Call.ended_at)
                 .join(Call, Call.id == Recording.call_id)
                 .where(Recording.pbx_id == self.pbx_id,
                        Recording.status.in_(("pending", "missing")),
                        Call.ended_at.is_not(None)))).all()
+                    if row[0] not in self._watching]
         counts = {"linked": 0, "missing": 0, "waiting": 0}
+        found = await self._stat_all([row[2] for row in rows])
         deadline = asyncio.get_running_loop().time() + self.missing_after_s
-        for recording_id, status, ended_at in rows:
-            if recording_id in self._tracking:
-                continue
-            if await self.link(recording_id) is not None:
+        overdue: list[int] = []
+        for (recording_id, status, relative, ended_at), stored in zip(rows, found, strict=True):
+            if stored is not None and await self.link(recording_id) is not None:
                 counts["linked"] += 1
             elif status == "pending" and _aware(ended_at) < cutoff:
-                await self._mark_missing(recording_id)
+                overdue.append(recording_id)
                 counts["missing"] += 1
             elif status == "pending":
-                self._track(recording_id, deadline)
+                self._track(recording_id, relative, deadline)
                 counts["waiting"] += 1
+        if overdue:
+            await self._mark_missing_many(overdue)
         return counts
 
     async def idle(self, timeout_s: float = 10.0) -> None:

@@ -15,8 +15,11 @@ if pg_isready -q -h 127.0.0.1 -p 5432 2>/dev/null; then
 else
   echo "scripts/services.sh: PostgreSQL is not reachable at 127.0.0.1:5432" >&2
 fi
-if [ ! -x /usr/bin/chromium ] && [ "$(id -u)" = "0" ] && command -v apt-get >/dev/null; then
-  (apt-get update -qq && DEBIAN_FRONTEND=noninteractive apt-get install -y -qq chromium) \
-    >/dev/null 2>&1 || echo "scripts/services.sh: could not install chromium" >&2
+missing=""
+[ -x /usr/bin/chromium ] || missing="$missing chromium"
+command -v docker-compose >/dev/null 2>&1 || missing="$missing docker-compose"
+if [ -n "$missing" ] && [ "$(id -u)" = "0" ] && command -v apt-get >/dev/null; then
+  (apt-get update -qq && DEBIAN_FRONTEND=noninteractive apt-get install -y -qq $missing) \
+    >/dev/null 2>&1 || echo "scripts/services.sh: could not install:$missing" >&2
 fi
 exit 0

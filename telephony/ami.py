@@ -166,12 +166,19 @@ class AmiClient:
                 await self._task
         self.state = "stopped"
 
-    async def send_action(self, action: dict[str, Any], timeout_s: float = 10.0) -> Any:
-        """Send an action on the live session; raise ConnectionError when there is none."""
+    async def send_action(self, action: dict[str, Any], timeout_s: float = 10.0,
+                          as_list: bool | None = None) -> Any:
+        """Send an action on the live session; raise ConnectionError when there is none.
+
+        ``as_list`` is panoramisk's: None lets it guess from the action (a list for actions
+        whose answer is a series of events), True/False force a list of messages / one message
+        (``Originate`` with ``Async`` would otherwise be awaited as a list of events).
+        """
         manager = self._manager
         if manager is None or self.state != "connected":
             raise ConnectionError("AMI is not connected")
-        return await asyncio.wait_for(manager.send_action(dict(action)), timeout_s)
+        return await asyncio.wait_for(manager.send_action(dict(action), as_list=as_list),
+                                      timeout_s)
 
     async def run(self) -> None:
         attempt = 0

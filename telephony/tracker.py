@@ -52,6 +52,9 @@ class Leg:
     answered: bool = False
     held: bool = False
     bridge: str | None = None
+    # Every bridge this leg entered (membership outlives BridgeLeave): dropping the leg
+    # visits these instead of scanning all bridges.
+    bridges: set[str] = field(default_factory=set)
 
 
 @dataclass(slots=True)
@@ -63,7 +66,9 @@ class Call:
     tracked: bool = False
     direction: str = ""
     answered_by: list[str] = field(default_factory=list)
-    recordings: set[str] = field(default_factory=set)
+    # MIXMONITOR_FILENAME → (uniqueid of the leg, when it was set), in arrival order: a file
+    # named before the call is tracked is reported when tracking starts.
+    recordings: dict[str, tuple[str, datetime]] = field(default_factory=dict)
     transferred_from: set[tuple[str, str]] = field(default_factory=set)
     queues: list[str] = field(default_factory=list)
 
@@ -163,13 +168,18 @@ class CallTracker:
         call.direction = direction
         out.append(CallStarted(call.linkedid, chan.uniqueid, direction, caller, line,
                                chan.name, at))
+        # MixMonitor may already run (a call-back: from-operators records before Dial).
+        for path, (uniqueid, started) in call.recordings.items():
+            out.append(RecordingStarted(call.linkedid, uniqueid, path, started))
 
     def _drop_leg(self, uniqueid: str, at: datetime, out: list[CallEvent], reason: str) -> None:
         leg = self.legs.pop(uniqueid, None)
         if leg is None:
             return
-        for bridge_id in [b for b, members in self.bridges.items() if uniqueid in members]:
-            members = self.bridges[bridge_id]
+        for bridge_id in leg.bridges:
+            members = self.bridges.get(bridge_id)
+            if members is None:
+                continue
             members.discard(uniqueid)
             if not members:
                 del self.bridges[bridge_id]
@@ -233,6 +243,7 @@ class CallTracker:
         leg = self._leg(chan, at, out)
         if item.bridge:
             leg.bridge = item.bridge
+            leg.bridges.add(item.bridge)
             self.bridges.setdefault(item.bridge, set()).add(leg.uniqueid)
         call = self.calls[leg.linkedid]
         if (not known and not call.tracked and chan.uniqueid == chan.linkedid
@@ -272,7 +283,7 @@ class CallTracker:
         call = self.calls[leg.linkedid]
         if event.variable == "MIXMONITOR_FILENAME":
             if event.value and event.value not in call.recordings:
-                call.recordings.add(event.value)
+                call.recordings[event.value] = (leg.uniqueid, at)
                 if call.tracked:
                     out.append(RecordingStarted(call.linkedid, leg.uniqueid, event.value, at))
         elif (not call.tracked and event.value in self.routing.hotline_numbers
@@ -370,6 +381,7 @@ class CallTracker:
                          out: list[CallEvent]) -> None:
         leg = self._leg(event.chan, at, out)
         leg.bridge = event.bridge
+        leg.bridges.add(event.bridge)
         self.bridges.setdefault(event.bridge, set()).add(leg.uniqueid)
 
     def _on_bridge_leave(self, event: ev.BridgeLeave, at: datetime,

@@ -10,10 +10,15 @@ import pytest
 from sqlalchemy import func, select
 
 from journal.models import Recording, Request
-from tests.conftest import load_meta, scenario_dirs, service_env, trace_items
+from tests.conftest import TRACES_ROOT, load_meta, scenario_dirs, service_env, trace_items
 from tests.helpers import bearer, create_user, login
 
 SCENARIOS = scenario_dirs()
+
+
+def test_recorded_traces_are_present() -> None:
+    """Without ../shared/ami-traces every scenario test would silently vanish: fail instead."""
+    assert SCENARIOS, f"no scenario folders found under {TRACES_ROOT}"
 
 
 def expected_hotline_calls(meta: dict[str, Any]) -> list[dict[str, Any]]:

@@ -7,8 +7,6 @@ import asyncio
 from datetime import UTC, datetime
 from typing import Any
 
-import pytest
-
 from config import load_settings
 from journal.models import AuditEntry
 from journal.workflow import default_due
@@ -183,8 +181,6 @@ async def test_click_to_call_sends_originate_and_links_the_call(
     assert logged is not None and logged.user_login == "op201"
 
 
-@pytest.mark.xfail(strict=True, reason="telephony.tracker drops a MIXMONITOR_FILENAME set before "
-                   "an outbound call is tracked (MixMonitor runs before Dial in from-operators)")
 async def test_click_to_call_recording_is_linked_to_the_request(
         make_settings: Any, start_service: Any, replay_peer: Any) -> None:
     harness = await journal_with(["s01-answered-l1"], make_settings, start_service, replay_peer)
