@@ -297,6 +297,12 @@ async def missed_notes(db: Database, user: Principal, after_id: int,
     return found, await _more_after(db, cursor)
 
 
+async def latest_note_id(db: Database) -> int:
+    """The newest stored notification id (0 when there is none)."""
+    async with db.session() as session:
+        return int(await session.scalar(select(func.max(StoredNotification.id))) or 0)
+
+
 async def current_scopes(db: Database, numbers: set[int]) -> dict[int, Scope]:
     """The routing scope of these requests as the database has it now."""
     if not numbers:

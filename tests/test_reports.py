@@ -21,8 +21,9 @@ TRACES = ["s01-answered-l1", "s02-abandoned-queue", "s04-blind-transfer-l2",
           "s05-attended-transfer-smo"]
 
 
-async def build(make_settings: Any, start_service: Any, replay_peer: Any) -> Any:
-    harness = await journal_with(TRACES, make_settings, start_service, replay_peer)
+async def build(make_settings: Any, start_service: Any, replay_peer: Any,
+                **settings: Any) -> Any:
+    harness = await journal_with(TRACES, make_settings, start_service, replay_peer, **settings)
     for number, who, fields in ((1, "op101", {"kind": "консультация", "topic": "policy"}),
                                 (3, "op201", {"kind": "жалоба", "topic": "care_quality"}),
                                 (4, "smo1", {"kind": "жалоба", "topic": "care_quality"})):

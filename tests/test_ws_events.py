@@ -222,6 +222,8 @@ async def _replay_more(harness: Any, items: list[Any]) -> Any:
 
 async def test_a_slow_consumer_is_closed_with_4008(make_settings: Any, start_service: Any,
                                                    replay_peer: Any) -> None:
+    from hotline.web.ws import HUB
+
     harness = await service_for(trace_items(S01), make_settings, start_service, replay_peer)
     harness.services.bus.queue_size = 2
     token = await signed_in(harness, "admin", "admin")
@@ -229,17 +231,24 @@ async def test_a_slow_consumer_is_closed_with_4008(make_settings: Any, start_ser
     ws = await harness.http.ws_connect(harness.url("/api/v1/events"), params={"token": token})
     hello = await ws.receive_json()
     assert hello["type"] == "hello"
-    # Do not read: a burst of notifications overflows the 2-slot queue.
+    # Do not read. Whether the replay's own bursts outrun the hub depends on how intake
+    # happens to batch them; a burst bigger than the 2-slot queue, published in one go (as a
+    # group commit does), always overflows it.
     start_ami(harness.services)
     await harness.peer.done.wait()
     await harness.wait_calls_done()
+    for _ in range(5):
+        harness.services.bus.publish({"type": "request.updated", "at": "2026-01-01T00:00:00Z",
+                                      "request_number": 1, "level": "1", "smo": None})
     while True:
         message = await asyncio.wait_for(ws.receive(), 5)
         if message.type in (aiohttp.WSMsgType.CLOSE, aiohttp.WSMsgType.CLOSED):
             break
     assert (message.type, message.data, message.extra) == \
         (aiohttp.WSMsgType.CLOSE, 4008, "slow consumer")
-    await wait_for(lambda: harness.services.bus.subscribers == before, 5)
+    # The hub let go of it before the close frame left.
+    assert harness.services.bus.subscribers == before
+    assert harness.server.app[HUB].dropped_slow == 1
     # Others are unaffected: a new connection works and resumes what it missed.
     harness.services.bus.queue_size = 1000
     client = await connect(harness, token, last_event_id=0)
@@ -287,3 +296,55 @@ async def test_a_socket_is_closed_when_its_session_ends(make_settings: Any,
     await harness.server.app[HUB].revalidate()
     await asyncio.wait_for(client.task, 5)
     assert client.ws.close_code == 4001
+
+
+async def test_logout_closes_that_sessions_sockets_at_once(make_settings: Any,
+                                                           start_service: Any) -> None:
+    from hotline.web.ws import HUB
+
+    harness = await start_service(make_settings(ami_host=None), http=True)
+    harness.server.app[HUB].revalidate_every_s = 3600.0  # no periodic check to lean on
+    token = await signed_in(harness, "admin", "admin")
+    other = await login(harness, "admin")  # the same user on another machine
+    client, kept = await connect(harness, token), await connect(harness, other)
+    before = harness.services.bus.subscribers
+    async with harness.http.post(harness.url("/api/v1/auth/logout"),
+                                 headers={"Authorization": f"Bearer {token}"}) as resp:
+        assert resp.status == 200
+    await asyncio.wait_for(client.task, 2)
+    assert client.ws.close_code == 4001
+    assert harness.services.bus.subscribers == before - 1
+    # The other session's socket stays open and still answers.
+    await kept.ws.send_str("ping")
+    await wait_for(lambda: kept.of_type("pong"), 2)
+    assert not kept.ws.closed
+    await kept.close()
+
+
+async def test_hello_offers_where_to_resume_from(make_settings: Any, start_service: Any,
+                                                 replay_peer: Any) -> None:
+    """A page that drops before any numbered frame arrived resumes from hello's
+    ``last_event_id`` and misses nothing that happened meanwhile."""
+    items = trace_items(S01)
+    harness = await service_for(items + list(refresh_ids(items, 1)), make_settings,
+                                start_service, replay_peer, speed=0)
+    token = await signed_in(harness, "admin", "admin")
+    start_ami(harness.services)
+    await harness.peer.done.wait()
+    await harness.wait_calls_done()
+    first = await connect(harness, token)
+    offered = first.of_type("hello")[0]["last_event_id"]
+    assert isinstance(offered, int) and offered >= 8  # the two calls happened before
+    assert first.events == []
+    await first.close()
+    # While the page is away, a third call happens.
+    await _replay_more(harness, list(refresh_ids(items, 2)))
+    await harness.wait_calls_done()
+    again = await connect(harness, token, last_event_id=offered)
+    await wait_for(lambda: again.of_type("call.ended"), 5)
+    hello = again.of_type("hello")[0]
+    assert hello["resumed"] == len(again.events) >= 4
+    assert all(f["id"] > offered for f in again.events)
+    assert again.events[0]["type"] == "request.created"
+    assert hello["last_event_id"] >= max(f["id"] for f in again.events)
+    await again.close()

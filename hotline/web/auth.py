@@ -7,12 +7,13 @@ from collections.abc import Awaitable, Callable
 
 from aiohttp import web
 
-from hotline.web.context import SERVICES, TOKEN, USER
+from hotline.web.context import SERVICES, SESSION_ENDED_HOOKS, TOKEN, USER
 from hotline.web.errors import ApiError, error_response
 from journal.audit import audit
 from journal.users import (
     LoginRefused,
     Principal,
+    _digest,
     authenticate,
     close_session,
     open_session,
@@ -109,6 +110,9 @@ async def logout(request: web.Request) -> web.Response:
     async with services.db.sessions.begin() as session:
         await close_session(session, request[TOKEN])
         audit(session, current_user(request), "logout", remote=remote_of(request))
+    token_hash = _digest(request[TOKEN])
+    for hook in request.app.get(SESSION_ENDED_HOOKS, ()):
+        hook(token_hash)
     response = web.json_response({"ok": True})
     response.del_cookie(COOKIE)
     response.del_cookie(CSRF_COOKIE)

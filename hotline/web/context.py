@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+from collections.abc import Callable
+
 from aiohttp import web
 
 from hotline.service import Services
@@ -9,3 +11,6 @@ from hotline.service import Services
 SERVICES = web.AppKey("services", Services)
 USER = web.RequestKey("user", object)
 TOKEN = web.RequestKey("token", str)
+# Called with a session's token digest when it ends (logout): the websocket hub closes that
+# session's sockets at once instead of at its next periodic check.
+SESSION_ENDED_HOOKS = web.AppKey("session_ended_hooks", list[Callable[[str], object]])

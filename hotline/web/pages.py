@@ -3,8 +3,10 @@
 Routes:
 - ``/`` → ``/login``; ``/login`` sign-in; ``/operator`` the operator's workplace (screen pop,
   request form, dialogue script); ``/admin`` the administrator console (search, request detail
-  with call timeline and recordings, closing, audit log); ``/requests`` the same console for
-  SMO representatives (the API limits what they see);
+  with call timeline and recordings, closing, reports with charts and CSV/XLSX downloads,
+  audit log), also the auditor's and the anti-corruption officer's (flagged requests only,
+  read-only); ``/requests`` the same console for SMO representatives (the API limits what
+  they see, reports are their SMO's slice);
 - ``/static/…`` the assets;
 - ``GET /api/v1/ui/config`` (signed in) what the pages need from the configuration: SMO codes
   and names, redirect targets, kinds of appeal.

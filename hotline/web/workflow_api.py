@@ -8,8 +8,6 @@ request guards) become the contract's JSON errors here.
 
 from __future__ import annotations
 
-import asyncio
-import inspect
 from collections.abc import Awaitable, Callable
 from datetime import datetime
 from typing import Any
@@ -244,17 +242,11 @@ async def click_to_call(request: web.Request) -> web.Response:
 async def _send_originate(ami: Any, action: dict[str, str], timeout_s: float = 10.0) -> Any:
     """Send the Originate and return the PBX's immediate answer ("successfully queued").
 
-    panoramisk would otherwise treat an Async originate as a list and wait for the
-    OriginateResponse event, i.e. until the operator picks up (up to the 30 s ring timeout).
-    AmiClient.send_action does not forward ``as_list`` (yet), so use it when it does and reach
-    for its live manager otherwise.
+    ``as_list=False``: panoramisk would otherwise treat an Async originate as a list and wait
+    for the OriginateResponse event, i.e. until the operator picks up (up to the 30 s ring
+    timeout).
     """
-    if "as_list" in inspect.signature(ami.send_action).parameters:
-        return await ami.send_action(action, as_list=False)
-    manager = getattr(ami, "_manager", None)
-    if manager is None or getattr(ami, "state", None) != "connected":
-        raise ConnectionError("AMI is not connected")
-    return await asyncio.wait_for(manager.send_action(dict(action), as_list=False), timeout_s)
+    return await ami.send_action(action, timeout_s=timeout_s, as_list=False)
 
 
 async def callbacks(request: web.Request) -> web.Response:

@@ -2,9 +2,11 @@
 
 Each connection has its own bounded subscription on the bus; every notification passes
 journal/access.py (via journal/notify.py) for that connection's user. On connect the client gets
-``{"type": "hello", ...}``; with ``?last_event_id=N`` it first gets what it missed from the
-``notifications`` table (at most 500, filtered), then live events, without duplicates. A client
-that cannot keep up is closed with 4008 "slow consumer"; one whose session ended, with 4001.
+``{"type": "hello", "last_event_id": M, ...}`` (M: where a reconnect may resume from, so a
+page that drops before any numbered frame arrived misses nothing); with ``?last_event_id=N`` it
+first gets what it missed from the ``notifications`` table (at most 500, filtered), then live
+events, without duplicates. A client that cannot keep up is closed with 4008 "slow consumer";
+one whose session ended, with 4001 (at once on logout, else at the periodic check).
 """
 
 from __future__ import annotations
@@ -21,11 +23,18 @@ from aiohttp import WSMsgType, web
 from sqlalchemy import select
 
 from hotline.web.auth import COOKIE, current_user
-from hotline.web.context import SERVICES, TOKEN
+from hotline.web.context import SERVICES, SESSION_ENDED_HOOKS, TOKEN
 from hotline.web.errors import ApiError
 from journal.bus import Subscription
 from journal.models import User, UserSession
-from journal.notify import FrameCache, Scope, ScopeCache, allowed, missed_notes
+from journal.notify import (
+    FrameCache,
+    Scope,
+    ScopeCache,
+    allowed,
+    latest_note_id,
+    missed_notes,
+)
 from journal.users import Principal, _digest
 
 log = structlog.get_logger(__name__)
@@ -105,6 +114,8 @@ class Hub:
         try:
             backlog: list[dict[str, object]] = []
             truncated = False
+            # Read after subscribing: whatever comes later reaches this connection live.
+            newest = await latest_note_id(self.services.db)
             if last_event_id is not None:
                 conn.sent_upto = last_event_id
                 backlog, truncated = await missed_notes(self.services.db, user, last_event_id,
@@ -113,7 +124,8 @@ class Hub:
             await ws.send_str(json.dumps({
                 "id": None, "type": "hello", "at": now, "request_number": None,
                 "user": user.public(), "server_time": now, "heartbeat_s": HEARTBEAT_S,
-                "last_event_id": last_event_id, "resumed": len(backlog), "truncated": truncated,
+                "last_event_id": _resume_point(last_event_id, newest, truncated),
+                "resumed": len(backlog), "truncated": truncated,
             }, ensure_ascii=False))
             for note in backlog:
                 await ws.send_str(self.frames.frame(note))
@@ -127,9 +139,13 @@ class Hub:
                                                   "request_number": None}))
                 # Other client messages carry nothing the server acts on.
         finally:
-            self.connections.discard(conn)
-            self.services.bus.unsubscribe(subscription)
+            self._detach(conn)
         return ws
+
+    def _detach(self, conn: Connection) -> None:
+        """Stop feeding a connection (idempotent)."""
+        self.connections.discard(conn)
+        self.services.bus.unsubscribe(conn.subscription)
 
     # ----------------------------------------------------------- fan-out
     async def _dispatch(self) -> None:
@@ -218,6 +234,9 @@ class Hub:
         if conn.closing:
             return
         conn.closing = True
+        # Detach before the close frame leaves: once the client sees the close, the hub holds
+        # nothing of it (no subscription filling up, no place in the fan-out).
+        self._detach(conn)
         if code == CLOSE_SLOW:
             self.dropped_slow += 1
             log.warning("ws.slow_consumer", login=conn.user.login)
@@ -230,6 +249,13 @@ class Hub:
         task = asyncio.create_task(self.close(conn, code, reason))
         self._background.add(task)
         task.add_done_callback(self._background.discard)
+
+    def end_session(self, token_hash: str) -> int:
+        """Close (4001) every socket signed in with this session now, e.g. on logout."""
+        conns = [c for c in self.connections if c.token_hash == token_hash and not c.closing]
+        for conn in conns:
+            self._close_later(conn, CLOSE_SESSION_ENDED, "session ended")
+        return len(conns)
 
     # ----------------------------------------------------------- watchdog
     async def _watch(self) -> None:
@@ -268,6 +294,15 @@ class Hub:
                 self._close_later(conn, CLOSE_SESSION_ENDED, "session ended")
 
 
+def _resume_point(asked: int | None, newest: int, truncated: bool) -> int:
+    """What the hello frame offers as ``last_event_id``: the id a client that reconnects
+    right after it can resume from without missing anything (numbered frames that follow
+    only move it forward). A truncated backlog stops at what it sent."""
+    if truncated and asked is not None:
+        return asked
+    return max(asked or 0, newest)
+
+
 def _last_event_id(request: web.Request) -> int | None:
     raw = request.query.get("last_event_id")
     if raw in (None, ""):
@@ -296,6 +331,9 @@ async def events(request: web.Request) -> web.StreamResponse:
 def attach(app: web.Application) -> None:
     hub = Hub(app)
     app[HUB] = hub
+    if SESSION_ENDED_HOOKS not in app:
+        app[SESSION_ENDED_HOOKS] = []
+    app[SESSION_ENDED_HOOKS].append(hub.end_session)
     app.on_startup.append(hub.start)
     app.on_shutdown.append(hub.stop)
     app.router.add_get(PATH, events)

@@ -7,6 +7,7 @@ import {
 } from "/static/common.js";
 import { EventStream, showConnection } from "/static/events.js";
 import { actionDialog, loadConfig, loadTopics, RequestForm } from "/static/form.js";
+import { REPORT_ROLES, ReportsView } from "/static/reports.js";
 
 const PAGE = 20;
 const AUDIT_LABELS = {
@@ -31,19 +32,26 @@ const HISTORY_LABELS = {
   corrected_by: "Исправлена новой заявкой",
 };
 
-const user = await requireUser(["admin", "auditor", "smo", "operator"]);
+const user = await requireUser(["admin", "auditor", "smo", "operator", "anticorruption"]);
 fillHeader(user);
 const isAdmin = user.role === "admin";
 const canAudit = ["admin", "auditor"].includes(user.role);
+const canReport = REPORT_ROLES.includes(user.role);
 document.getElementById("console-title").textContent = {
   admin: "Консоль администратора", auditor: "Консоль аудитора",
   smo: `Обращения, переданные в СМО ${user.smo || ""}`,
+  anticorruption: "Сообщения о коррупционных проявлениях",
 }[user.role] || "Журнал обращений";
+if (user.role === "anticorruption") {
+  document.getElementById("list-title").textContent = "Сообщения о коррупционных проявлениях";
+}
 document.getElementById("tab-audit").hidden = !canAudit;
+document.getElementById("tab-reports").hidden = !canReport;
 const [topics, config] = await Promise.all([loadTopics(), loadConfig()]);
 const smoNames = Object.fromEntries((config.smo || []).filter((s) => s.name)
   .map((s) => [s.code, s.name]));
 const topicNames = Object.fromEntries(topics.map((t) => [t.code, t.label]));
+const reports = canReport ? new ReportsView({ user, config, topicNames, smoNames }) : null;
 
 // ---------------------------------------------------------------- list
 const search = document.getElementById("search");
@@ -122,7 +130,8 @@ document.getElementById("next").addEventListener("click", () => { offset += PAGE
 
 // ---------------------------------------------------------------- detail
 const formRoot = document.getElementById("detail-form");
-const form = new RequestForm(formRoot, { user, topics, config, actions: user.role !== "auditor",
+const form = new RequestForm(formRoot, { user, topics, config,
+  actions: !["auditor", "anticorruption"].includes(user.role),
   onLoaded: renderExtras });
 const closeButton = document.getElementById("close-request");
 let shown = null;
@@ -326,13 +335,15 @@ document.getElementById("audit-next").addEventListener("click", () => {
 
 // ---------------------------------------------------------------- routing between views
 function show(view) {
-  for (const id of ["list", "detail", "audit"]) {
+  for (const id of ["list", "detail", "audit", "reports"]) {
     document.getElementById(`view-${id}`).hidden = id !== view;
   }
-  document.getElementById("tab-requests").classList.toggle("active", view !== "audit");
-  document.getElementById("tab-audit").classList.toggle("active", view === "audit");
-  document.getElementById("tab-requests").setAttribute("aria-selected", String(view !== "audit"));
-  document.getElementById("tab-audit").setAttribute("aria-selected", String(view === "audit"));
+  const tabOf = { list: "requests", detail: "requests", audit: "audit", reports: "reports" };
+  for (const tab of ["requests", "audit", "reports"]) {
+    const el = document.getElementById(`tab-${tab}`);
+    el.classList.toggle("active", tabOf[view] === tab);
+    el.setAttribute("aria-selected", String(tabOf[view] === tab));
+  }
 }
 
 async function route() {
@@ -341,6 +352,10 @@ async function route() {
   if (detail) {
     show("detail");
     await openDetail(Number(detail[1]));
+  } else if (hash.startsWith("#/reports") && reports) {
+    show("reports");
+    shown = null;
+    if (!reports.data) await reports.load();
   } else if (hash.startsWith("#/audit") && canAudit) {
     show("audit");
     shown = null;

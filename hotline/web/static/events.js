@@ -1,4 +1,5 @@
-// The websocket event stream (GET /api/v1/events): reconnects with ?last_event_id=N.
+// The websocket event stream (GET /api/v1/events): reconnects with ?last_event_id=N, where N
+// is the newest id seen (the hello frame's last_event_id counts too).
 // Every frame received is also pushed to window.__hotlineEvents (for tests and diagnostics).
 
 window.__hotlineEvents = window.__hotlineEvents || [];
@@ -65,6 +66,10 @@ export class EventStream {
         this.lastEventId = Math.max(this.lastEventId ?? 0, frame.id);
       }
       if (frame.type === "hello") {
+        // Where to resume from even if no numbered frame arrives before the next drop.
+        if (typeof frame.last_event_id === "number") {
+          this.lastEventId = Math.max(this.lastEventId ?? 0, frame.last_event_id);
+        }
         this.attempt = 0;
         this._setState("online");
       }

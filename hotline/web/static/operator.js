@@ -151,8 +151,10 @@ function onEvent(frame) {
     default:
       break;
   }
-  const leaves = frame.type === "request.routed" && frame.level === "smo" &&
-    user.role === "operator";
+  // Handed to an SMO: by the PBX (request.routed) or from a form (request.updated comes
+  // first and is the last note of that request a fund operator receives).
+  const leaves = ["request.routed", "request.updated"].includes(frame.type) &&
+    frame.level === "smo" && user.role === "operator";
   if (leaves && call && frame.request_number === call.number) {
     call.state = call.state === "ended" ? "ended" : "transferred";
     call.detail = `Передана в ${smoLabel(frame.smo, smoNames)}`;
