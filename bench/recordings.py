@@ -165,10 +165,54 @@ async def clients(port: int, ids: list[tuple[int, int, int]], n: int,
     return stats
 
 
+async def curl_clients(port: int, ids: list[tuple[int, int, int]], n: int,
+                       seconds: float) -> dict[str, Any]:
+    """The same load from ``n`` curl processes (a C client), so the figure is the server's and
+    not the Python client's: each worker runs curl requests back to back."""
+    base = f"http://127.0.0.1:{port}"
+    async with aiohttp.ClientSession() as session, session.post(
+            f"{base}/api/v1/auth/login",
+            json={"login": "bench", "password": "bench-password-1"}) as r:
+        token = (await r.json())["token"]
+    stats: dict[str, Any] = {"bytes": 0, "ttfb": [], "requests": 0, "ranged": 0, "errors": 0}
+    end = time.perf_counter() + seconds
+
+    async def one(index: int) -> None:
+        rnd = random.Random(index)
+        while time.perf_counter() < end:
+            number, rec_id, size = rnd.choice(ids)
+            args = ["curl", "-s", "-o", "/dev/null", "-H", f"Authorization: Bearer {token}",
+                    "-w", "%{http_code} %{size_download} %{time_starttransfer}"]
+            ranged = index % 2 == 1
+            if ranged:
+                start = rnd.randrange(0, size - 1)
+                args += ["-H", "Range: " + rnd.choice([
+                    f"bytes={start}-{min(size - 1, start + 4 * CHUNK)}",
+                    f"bytes=-{CHUNK}", f"bytes={start}-"])]
+            args.append(f"{base}/api/v1/requests/{number}/recordings/{rec_id}")
+            proc = await asyncio.create_subprocess_exec(*args, stdout=asyncio.subprocess.PIPE)
+            out, _ = await proc.communicate()
+            code, size_down, ttfb = out.decode().split()
+            stats["bytes"] += int(size_down)
+            stats["ttfb"].append(float(ttfb))
+            stats["requests"] += 1
+            stats["ranged"] += ranged
+            if code not in ("200", "206"):
+                stats["errors"] += 1
+
+    t0 = time.perf_counter()
+    await asyncio.gather(*(one(i) for i in range(n)))
+    stats["elapsed"] = time.perf_counter() - t0
+    return stats
+
+
 def main(argv: list[str] | None = None) -> int:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--seconds", type=float, default=10.0)
     parser.add_argument("--clients", type=int, default=50)
+    parser.add_argument("--client", choices=["curl", "aiohttp"],
+                        default="aiohttp",
+                        help="curl (a C client: measures the server) or aiohttp")
     args = parser.parse_args(argv)
     with tempfile.TemporaryDirectory(prefix="hotline-bench-") as tmp:
         folder = Path(tmp)
@@ -186,8 +230,9 @@ def main(argv: list[str] | None = None) -> int:
         server.start()
         try:
             port, ids = port_queue.get(timeout=60)
+            run = curl_clients if args.client == "curl" else clients
             stats = asyncio.run(asyncio.wait_for(
-                clients(port, ids, args.clients, args.seconds), HARD_LIMIT_S))
+                run(port, ids, args.clients, args.seconds), HARD_LIMIT_S))
         finally:
             stop.set()
             server.join(15)
@@ -199,7 +244,8 @@ def main(argv: list[str] | None = None) -> int:
     print(f"files: {len(files)} WAV, 1-50 MB, {total_mb:.0f} MB in all", file=sys.stderr)
     print(f"plain copy (shutil.copyfile, kernel): {kernel:9.1f} MB/s")
     print(f"plain copy (1 MB read/write loop):    {userspace:9.1f} MB/s")
-    print(f"HTTP, {args.clients} clients, {stats['elapsed']:.1f} s: {mbps:9.1f} MB/s, "
+    print(f"HTTP, {args.clients} {args.client} clients, {stats['elapsed']:.1f} s: "
+          f"{mbps:9.1f} MB/s, "
           f"{stats['requests']} requests ({stats['ranged']} with Range), "
           f"{stats['errors']} errors")
     print(f"time to first byte: median {statistics.median(ttfb) * 1000:.1f} ms, "
