@@ -63,7 +63,7 @@ class Template:
 
 def templates(root: Path = TRACES) -> list[Template]:
     """Scenarios usable as independent concurrent calls (no reconnect or PBX restart inside)."""
-    from telephony.trace import discover_traces, read_trace
+    from telephony.trace import discover_traces, read_trace, streamed_messages
 
     found = []
     for scenario in discover_traces(root):
@@ -71,26 +71,9 @@ def templates(root: Path = TRACES) -> list[Template]:
         if any(i.marker in ("recorder-reconnect", "connection-lost") for i in items):
             continue
         meta = json.loads((scenario / "meta.json").read_text(encoding="utf-8"))
-        found.append(Template(scenario.name, streamed(items), meta["expected_journal_requests"]))
+        found.append(Template(scenario.name, streamed_messages(items),
+                              meta["expected_journal_requests"]))
     return found
-
-
-def streamed(items: list[Any]) -> list[Any]:
-    """The messages a peer streams: no banner, markers, responses or login FullyBooted."""
-    out = []
-    in_login = False
-    for item in items:
-        if item.banner is not None:
-            in_login = True
-            continue
-        if not item.is_message or item.is_response:
-            continue
-        if in_login and item.header("Event") == "FullyBooted":
-            in_login = False
-            continue
-        in_login = False
-        out.append(item)
-    return out
 
 
 def interleave(calls: list[list[Any]], in_flight: int) -> Iterator[Any]:

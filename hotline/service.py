@@ -76,17 +76,22 @@ class Services:
         if recordings is not None:
             self.tasks.append(asyncio.create_task(recordings.run(), name="recordings"))
         if connect_ami and self.settings.ami_host:
-            self.ami = AmiClient(
-                host=self.settings.ami_host, port=self.settings.ami_port,
-                username=self.settings.ami_username,
-                secret=self.settings.ami_secret.get_secret_value(),
-                event_sink=self.pipeline.feed, on_login=self.pipeline.begin_snapshot,
-                ping_interval_s=self.settings.ami_ping_interval_s,
-                ping_timeout_s=self.settings.ami_ping_timeout_s,
-                idle_timeout_s=self.settings.ami_idle_timeout_s,
-                backoff_max_s=self.settings.ami_backoff_max_s,
-            )
-            self.ami.start()
+            self.connect_ami()
+
+    def connect_ami(self) -> AmiClient:
+        """Start the AMI client (also used by tests that connect only once pages listen)."""
+        settings = self.settings
+        self.ami = AmiClient(
+            host=settings.ami_host or "127.0.0.1", port=settings.ami_port,
+            username=settings.ami_username, secret=settings.ami_secret.get_secret_value(),
+            event_sink=self.pipeline.feed, on_login=self.pipeline.begin_snapshot,
+            ping_interval_s=settings.ami_ping_interval_s,
+            ping_timeout_s=settings.ami_ping_timeout_s,
+            idle_timeout_s=settings.ami_idle_timeout_s,
+            backoff_max_s=settings.ami_backoff_max_s,
+        )
+        self.ami.start()
+        return self.ami
 
     async def _run_intake(self) -> None:
         while True:

@@ -61,6 +61,25 @@ def read_trace(path: Path | str) -> list[TraceItem]:
     return items
 
 
+def streamed_messages(items: Iterable[TraceItem]) -> list[TraceItem]:
+    """The messages a replay peer streams: no banners, markers or responses, and not the
+    FullyBooted that belongs to a login (the peer sends its own)."""
+    out: list[TraceItem] = []
+    in_login = False
+    for item in items:
+        if item.banner is not None:
+            in_login = True
+            continue
+        if not item.is_message or item.is_response:
+            continue
+        if in_login and item.header("Event") == "FullyBooted":
+            in_login = False
+            continue
+        in_login = False
+        out.append(item)
+    return out
+
+
 def discover_traces(root: Path | str) -> list[Path]:
     """Scenario folders under ``root`` that hold a trace.jsonl and a meta.json."""
     root = Path(root)

@@ -12,8 +12,6 @@ from typing import Any
 
 import pytest
 
-from telephony.ami import AmiClient
-
 REPO = Path(__file__).resolve().parent.parent
 SCREENSHOTS = REPO / "artifacts" / "screenshots"
 CHROMIUM_ARGS = ["--headless", "--no-sandbox", "--disable-gpu", "--disable-background-networking",
@@ -94,16 +92,9 @@ async def route_exists(harness: Any, method: str, path: str) -> bool:
 
 
 def start_ami(services: Any) -> None:
-    """Connect the service to its PBX now (it was started with connect_ami=False so the page
-    could sign in and subscribe before the first call rings)."""
-    s = services.settings
-    services.ami = AmiClient(
-        host=s.ami_host, port=s.ami_port, username=s.ami_username,
-        secret=s.ami_secret.get_secret_value(), event_sink=services.pipeline.feed,
-        on_login=services.pipeline.begin_snapshot, ping_interval_s=s.ami_ping_interval_s,
-        ping_timeout_s=s.ami_ping_timeout_s, idle_timeout_s=s.ami_idle_timeout_s,
-        backoff_max_s=s.ami_backoff_max_s)
-    services.ami.start()
+    """Connect the service to its PBX now (it was started with connect_ami=False so that
+    clients could sign in and subscribe before the first call rings)."""
+    services.connect_ami()
 
 
 # Installed before any page script: notes when the screen-pop card first shows a request

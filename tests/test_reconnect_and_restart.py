@@ -15,7 +15,7 @@ import pytest
 from sqlalchemy import select
 
 from journal.models import Call, Request
-from telephony.trace import TraceItem
+from telephony.trace import TraceItem, streamed_messages
 from tests.conftest import load_meta, scenario_dirs, service_env, trace_items
 from tests.helpers import wait_for
 
@@ -28,20 +28,7 @@ FAST_AMI = {"ami_backoff_max_s": 0.05}
 
 def streamed_events(items: list[TraceItem]) -> int:
     """How many messages the replay peer streams (login responses and blocks are not)."""
-    count = 0
-    in_login = False
-    for item in items:
-        if item.banner is not None:
-            in_login = True
-            continue
-        if not item.is_message or item.is_response:
-            continue
-        if in_login and item.header("Event") == "FullyBooted":
-            in_login = False
-            continue
-        in_login = False
-        count += 1
-    return count
+    return len(streamed_messages(items))
 
 
 def hotline_calls(meta: dict[str, Any]) -> list[dict[str, Any]]:

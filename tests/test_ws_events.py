@@ -11,7 +11,6 @@ from typing import Any
 
 import aiohttp
 
-from telephony.ami import AmiClient
 from telephony.trace import refresh_ids
 from tests.conftest import TRACES_ROOT, trace_items
 from tests.helpers import create_user, login, wait_for
@@ -23,16 +22,9 @@ CONTRACT_KEYS = {"id", "type", "at", "request_number"}
 
 
 def start_ami(services: Any) -> None:
-    """Connect the service to its PBX now (the service was started with connect_ami=False, so
+    """Connect the service to its PBX now (it was started with connect_ami=False so that
     clients could sign in and subscribe before the first call rings)."""
-    s = services.settings
-    services.ami = AmiClient(
-        host=s.ami_host, port=s.ami_port, username=s.ami_username,
-        secret=s.ami_secret.get_secret_value(), event_sink=services.pipeline.feed,
-        on_login=services.pipeline.begin_snapshot, ping_interval_s=s.ami_ping_interval_s,
-        ping_timeout_s=s.ami_ping_timeout_s, idle_timeout_s=s.ami_idle_timeout_s,
-        backoff_max_s=s.ami_backoff_max_s)
-    services.ami.start()
+    services.connect_ami()
 
 
 class Client:
