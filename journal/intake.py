@@ -71,6 +71,13 @@ _LEGS = CallLeg.__table__
 
 
 # --------------------------------------------------------------------------- batch state
+def _stage(pending: _Req | _Leg | _Call, values: dict[str, Any]) -> None:
+    """Record column values on a batch object: into its pending INSERT row if it is new in
+    this batch, else into the UPDATE of its stored row."""
+    target = pending.row if pending.row is not None else pending.changes
+    target.update(values)
+
+
 @dataclass(slots=True, eq=False)
 class _Req:
     """A request as the batch sees it: identity, plus the columns intake may change."""
@@ -87,12 +94,6 @@ class _Req:
     changes: dict[str, Any] = field(default_factory=dict)  # pending UPDATE of a stored row
     version_inc: int = 0
 
-    def set(self, **values: Any) -> None:
-        if self.row is not None:
-            self.row.update(values)
-        else:
-            self.changes.update(values)
-
     def bump_version(self) -> None:
         if self.row is not None:
             self.row["version"] += 1
@@ -106,12 +107,6 @@ class _Leg:
     ended: bool
     row: dict[str, Any] | None = None  # pending INSERT
     changes: dict[str, Any] = field(default_factory=dict)
-
-    def set(self, **values: Any) -> None:
-        if self.row is not None:
-            self.row.update(values)
-        else:
-            self.changes.update(values)
 
 
 @dataclass(slots=True, eq=False)
@@ -128,12 +123,6 @@ class _Call:
     transfers: set[tuple[str, str, str]] | None = None  # loaded on demand
     row: dict[str, Any] | None = None  # pending INSERT
     changes: dict[str, Any] = field(default_factory=dict)
-
-    def set(self, **values: Any) -> None:
-        if self.row is not None:
-            self.row.update(values)
-        else:
-            self.changes.update(values)
 
     @property
     def request_id(self) -> int | None:
@@ -661,7 +650,7 @@ class Intake:
     # ------------------------------------------------------------------ pending changes
     @staticmethod
     def _touch_call(st: _Batch, call: _Call, **values: Any) -> None:
-        call.set(**values)
+        _stage(call, values)
         if call.row is None and call.id is not None:
             st.dirty_calls[call.id] = call
 
@@ -669,13 +658,13 @@ class Intake:
     def _touch_leg(st: _Batch, call: _Call, leg: _Leg, **values: Any) -> None:
         if leg.row is None and not leg.changes:
             st.dirty_legs.append((call, leg))
-        leg.set(**values)
+        _stage(leg, values)
 
     @staticmethod
     def _touch_req(st: _Batch, req: _Req, **values: Any) -> None:
         if req.closed:
             return  # a closed request is read-only (the database refuses it too); calls still log
-        req.set(**values)
+        _stage(req, values)
         if req.row is None and req.id is not None:
             st.dirty_reqs[req.id] = req
 
