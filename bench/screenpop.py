@@ -88,7 +88,8 @@ def _rss_kib() -> tuple[int, int]:
     return int(fields["VmRSS"].split()[0]), int(fields["VmHWM"].split()[0])
 
 
-def run_service(conn: Any, ami_port: int, clients: int, workdir: str) -> None:
+def run_service(conn: Any, ami_port: int, clients: int, workdir: str,
+                backend: str = "sqlite") -> None:
     from datetime import UTC, datetime
 
     from aiohttp import web
@@ -106,13 +107,17 @@ def run_service(conn: Any, ami_port: int, clients: int, workdir: str) -> None:
     setup_logging("warning", False)
 
     async def main() -> None:
+        from bench.ingest import PG_URL, pg_schema
+
+        schema, drop = await pg_schema() if backend == "postgresql" else (None, None)
         settings = load_settings(
-            database_url=f"sqlite+aiosqlite:///{workdir}/journal.sqlite3",
+            database_url=PG_URL if backend == "postgresql"
+            else f"sqlite+aiosqlite:///{workdir}/journal.sqlite3",
             ami_host="127.0.0.1", ami_port=ami_port, ami_secret=SECRET,
             hotline_numbers="88007070561", l2_targets="7001",
             smo_lines="88001002030=SMO1", recordings_dir=f"{workdir}/rec",
             spill_dir=f"{workdir}/spill", http_port=0, log_level="warning")
-        services = build_services(settings)
+        services = build_services(settings, db_schema=schema)
         await services.start(connect_ami=False)
         arrivals: dict[tuple[str, str], float] = {}
         feed = services.pipeline.feed
@@ -179,6 +184,8 @@ def run_service(conn: Any, ami_port: int, clients: int, workdir: str) -> None:
         await loop.run_in_executor(None, conn.recv)  # "stop"
         await runner.cleanup()
         await services.stop()
+        if drop is not None:
+            await drop()
 
     asyncio.run(main())
 
@@ -311,7 +318,8 @@ async def main(args: argparse.Namespace) -> int:
     _, ami_port, _ = peer_conn.recv()
     workdir = tempfile.mkdtemp(prefix="hotline-bench-")
     svc_conn, svc_child = ctx.Pipe()
-    service = ctx.Process(target=run_service, args=(svc_child, ami_port, args.clients, workdir),
+    service = ctx.Process(target=run_service,
+                          args=(svc_child, ami_port, args.clients, workdir, args.backend),
                           daemon=True)
     service.start()
     loop = asyncio.get_running_loop()
@@ -406,6 +414,9 @@ def cli() -> int:
                         help="seconds between call starts (0.05: all 100 within 5 s)")
     parser.add_argument("--speed", type=float, default=1.0, help="replay speed (1 = real time)")
     parser.add_argument("--target-ms", type=float, default=20.0)
+    parser.add_argument("--backend", choices=["sqlite", "postgresql"], default="sqlite",
+                        help="the journal's database (PostgreSQL: a fresh schema in "
+                        "HOTLINE_TEST_PG_URL, dropped afterwards)")
     return asyncio.run(main(parser.parse_args()))
 
 

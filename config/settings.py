@@ -11,13 +11,16 @@ import os
 import re
 import tomllib
 from pathlib import Path
-from typing import Annotated, Any
+from typing import Annotated, Any, Literal
+from urllib.parse import urlsplit
 
 from pydantic import Field, SecretStr, ValidationError, field_validator, model_validator
 from pydantic_settings import BaseSettings, NoDecode, SettingsConfigDict
 
 ENV_PREFIX = "HOTLINE_"
 _NUMBER = re.compile(r"^[0-9A-Za-z*#+_-]{1,40}$")
+_BUCKET = re.compile(r"^[a-z0-9][a-z0-9.-]{1,61}[a-z0-9]$")  # S3 bucket naming rules
+_S3_REQUIRED = ("s3_endpoint", "s3_bucket", "s3_access_key", "s3_secret_key")
 
 
 class ConfigError(Exception):
@@ -71,10 +74,22 @@ class Settings(BaseSettings):
     recordings_pbx_dir: str = "/var/spool/asterisk/monitor"
     recordings_keep_days: int = Field(1825, ge=1)
     recordings_missing_after_s: float = Field(120.0, gt=0)
+    # Threads that send recording files to clients (each download holds one while it runs).
+    recordings_send_threads: int = Field(64, ge=1, le=1024)
+    # Where the service reads recordings: RECORDINGS_DIR, or an S3-compatible store (MinIO).
+    recordings_storage: Literal["local", "s3"] = "local"
+    s3_endpoint: str | None = None
+    s3_bucket: str | None = None
+    s3_prefix: str = ""
+    s3_region: str = Field("us-east-1", min_length=1)
+    s3_access_key: str | None = None
+    s3_secret_key: SecretStr | None = None
 
     http_host: str = "127.0.0.1"
     http_port: int = Field(8080, ge=0, le=65535)
     session_hours: float = Field(12.0, gt=0)
+    # How long a resolved session token is trusted from memory (0 = ask the database always).
+    session_cache_s: float = Field(10.0, ge=0)
     callback_due_hours: float = Field(8.0, gt=0)
     # Journal workflow: working day for call-backs, click-to-call dialplan, report time zone.
     local_timezone: str = "Europe/Moscow"
@@ -113,6 +128,43 @@ class Settings(BaseSettings):
         if value.lower() not in {"debug", "info", "warning", "error"}:
             raise ValueError("use debug, info, warning or error")
         return value.lower()
+
+    @field_validator("s3_endpoint")
+    @classmethod
+    def _endpoint_is_a_base_url(cls, value: str | None) -> str | None:
+        if value is None:
+            return value
+        parts = urlsplit(value)
+        if parts.scheme not in ("http", "https") or not parts.hostname \
+                or parts.path not in ("", "/") or parts.query or "@" in parts.netloc:
+            raise ValueError("use http(s)://HOST[:PORT], e.g. http://minio:9000")
+        return value
+
+    @field_validator("s3_bucket")
+    @classmethod
+    def _bucket_name(cls, value: str | None) -> str | None:
+        if value is not None and not _BUCKET.match(value):
+            raise ValueError("3-63 lower-case letters, digits, dots and hyphens")
+        return value
+
+    @field_validator("s3_prefix")
+    @classmethod
+    def _plain_prefix(cls, value: str) -> str:
+        parts = value.strip("/").split("/")
+        if value.strip("/") and ("\\" in value or any(p in ("", ".", "..") for p in parts)):
+            raise ValueError("a folder inside the bucket such as monitor/ (no .., no \\)")
+        return value
+
+    @model_validator(mode="after")
+    def _s3_complete(self) -> Settings:
+        if self.recordings_storage == "s3":
+            for name in _S3_REQUIRED:
+                value = getattr(self, name)
+                if isinstance(value, SecretStr):
+                    value = value.get_secret_value()
+                if not value:
+                    raise ValueError(f"{name}: required when HOTLINE_RECORDINGS_STORAGE=s3")
+        return self
 
     @model_validator(mode="after")
     def _hotline_required(self) -> Settings:

@@ -15,6 +15,7 @@ from typing import Any
 import structlog
 
 from config import Settings
+from journal.audit import AuditWriter
 from journal.bus import Bus
 from journal.db import Database
 from journal.intake import Intake
@@ -26,6 +27,9 @@ from telephony.routing import Routing
 from telephony.tracker import CallTracker
 
 log = structlog.get_logger(__name__)
+
+# extras key: coroutine functions a part adds to be awaited by Services.stop (closing clients).
+STOP_HOOKS_KEY = "on_stop"
 
 
 def routing_of(settings: Settings) -> Routing:
@@ -48,6 +52,7 @@ class Services:
     tracker: CallTracker
     pipeline: EventPipeline
     intake: Intake
+    audit_log: AuditWriter
     ami: AmiClient | None = None
     tasks: list[asyncio.Task[Any]] = field(default_factory=list)
     extras: dict[str, Any] = field(default_factory=dict)
@@ -62,7 +67,8 @@ class Services:
         pipeline = EventPipeline(tracker, buffer)
         intake = Intake(db, bus, pbx_id=settings.pbx_id,
                         recordings_pbx_dir=settings.recordings_pbx_dir)
-        services = cls(settings, db, bus, buffer, tracker, pipeline, intake)
+        services = cls(settings, db, bus, buffer, tracker, pipeline, intake,
+                       AuditWriter(db.sessions))
         intake.on_committed = services._after_commit
         return services
 
@@ -122,12 +128,18 @@ class Services:
         if self.ami is not None:
             await self.ami.stop()
         await self.drain(5)
+        await self.audit_log.drain()
         for task in self.tasks:
             task.cancel()
         for task in self.tasks:
             with contextlib.suppress(asyncio.CancelledError, Exception):
                 await task
         self.tasks.clear()
+        for hook in self.extras.get(STOP_HOOKS_KEY, []):
+            try:
+                await hook()
+            except Exception:
+                log.exception("service.stop_hook_failed")
         await self.db.dispose()
 
     def health(self) -> dict[str, Any]:

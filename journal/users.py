@@ -94,7 +94,8 @@ async def authenticate(session: AsyncSession, login: str, password: str) -> User
     return user
 
 
-def _digest(token: str) -> str:
+def token_digest(token: str) -> str:
+    """What the database keeps of a session token (never the token itself)."""
     return hashlib.sha256(token.encode()).hexdigest()
 
 
@@ -103,16 +104,25 @@ async def open_session(session: AsyncSession, user: User, hours: float) -> tuple
     token = secrets.token_urlsafe(32)
     csrf = secrets.token_urlsafe(24)
     now = datetime.now(UTC)
-    session.add(UserSession(token_hash=_digest(token), user_id=user.id, csrf_token=csrf,
+    session.add(UserSession(token_hash=token_digest(token), user_id=user.id, csrf_token=csrf,
                             created_at=now, expires_at=now + timedelta(hours=hours)))
     return token, csrf
 
 
-async def resolve_session(session: AsyncSession, token: str) -> tuple[User, str] | None:
+@dataclass(frozen=True, slots=True)
+class ResolvedSession:
+    """A live session: who it is, its CSRF token and when it expires."""
+
+    user: Principal
+    csrf: str
+    expires_at: datetime
+
+
+async def resolve_session(session: AsyncSession, token: str) -> ResolvedSession | None:
     row = (await session.execute(
         select(User, UserSession.csrf_token, UserSession.expires_at)
         .join(UserSession, UserSession.user_id == User.id)
-        .where(UserSession.token_hash == _digest(token))
+        .where(UserSession.token_hash == token_digest(token))
     )).first()
     if row is None:
         return None
@@ -121,8 +131,8 @@ async def resolve_session(session: AsyncSession, token: str) -> tuple[User, str]
         expires_at = expires_at.replace(tzinfo=UTC)
     if expires_at < datetime.now(UTC) or user.locked:
         return None
-    return user, csrf
+    return ResolvedSession(principal_of(user), csrf, expires_at)
 
 
 async def close_session(session: AsyncSession, token: str) -> None:
-    await session.execute(delete(UserSession).where(UserSession.token_hash == _digest(token)))
+    await session.execute(delete(UserSession).where(UserSession.token_hash == token_digest(token)))

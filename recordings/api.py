@@ -9,7 +9,8 @@ sent with ``sendfile``; the ETag is the SHA-256 taken when the file was linked.
 from __future__ import annotations
 
 import asyncio
-from typing import IO, Any
+from pathlib import Path
+from typing import Any
 
 from aiohttp import hdrs, web
 from sqlalchemy import select
@@ -19,14 +20,15 @@ from hotline.web.auth import current_user, remote_of
 from hotline.web.context import SERVICES
 from hotline.web.errors import ApiError
 from journal.access import can_see_request
-from journal.audit import audit
 from journal.models import Recording, Request
 from journal.queries import recording_json
 from recordings.check import SERVABLE
 from recordings.ranges import ByteRange, Unsatisfiable, parse_range
-from recordings.storage import RecordingStorage, StoredFile
+from recordings.storage import RecordingStorage, StorageUnavailable, StoredFile
+from recordings.transfer import SendfileThreads
 
 STORAGE_KEY = "recordings_storage"
+SEND_THREADS = web.AppKey("recordings_send_threads", SendfileThreads)
 
 
 def _storage(request: web.Request) -> RecordingStorage:
@@ -48,14 +50,16 @@ def _not_found(number: int) -> ApiError:
 async def recordings_list(request: web.Request) -> web.Response:
     number = parse_number(request)
     user = current_user(request)
-    async with request.app[SERVICES].db.sessions.begin() as session:
+    services = request.app[SERVICES]
+    async with services.db.session() as session:
         found = await session.scalar(select(Request).where(Request.number == number))
         if found is None or not can_see_request(user, found):
             raise _not_found(number)
         rows = await session.scalars(
             select(Recording).where(Recording.request_id == found.id).order_by(Recording.id))
         items = [recording_json(r, number) for r in rows]
-        audit(session, user, "list_recordings", number, remote_of(request), count=len(items))
+    await services.audit_log.record(user, "list_recordings", number, remote_of(request),
+                                    count=len(items))
     return web.json_response({"items": items})
 
 
@@ -78,27 +82,33 @@ async def recording_get(request: web.Request) -> web.StreamResponse:
     recording_id = _parse_id(request)
     user = current_user(request)
     range_header = request.headers.get(hdrs.RANGE)
-    async with request.app[SERVICES].db.sessions.begin() as session:
+    services = request.app[SERVICES]
+    async with services.db.session() as session:
         row = (await session.execute(
             select(Request, Recording).join(Recording, Recording.request_id == Request.id)
             .where(Request.number == number, Recording.id == recording_id))).first()
-        if row is None or not can_see_request(user, row[0]):
-            # The same answer for "no such request", "not yours" and "not its recording".
-            raise ApiError(404, "not_found", f"Запись {recording_id} заявки {number} не найдена")
-        recording: Recording = row[1]
-        if recording.purged_at is not None or recording.status == "purged":
-            raise ApiError(410, "purged", "Запись удалена по истечении срока хранения")
-        if recording.status not in SERVABLE:
-            raise ApiError(404, "recording_unavailable",
-                           "Файл записи ещё не получен от АТС или отсутствует")
+    if row is None or not can_see_request(user, row[0]):
+        # The same answer for "no such request", "not yours" and "not its recording".
+        raise ApiError(404, "not_found", f"Запись {recording_id} заявки {number} не найдена")
+    recording: Recording = row[1]
+    if recording.purged_at is not None or recording.status == "purged":
+        raise ApiError(410, "purged", "Запись удалена по истечении срока хранения")
+    if recording.status not in SERVABLE:
+        raise ApiError(404, "recording_unavailable",
+                       "Файл записи ещё не получен от АТС или отсутствует")
+    try:
         stored = await _storage(request).stat(recording.relative_path)
-        if stored is None:
-            raise ApiError(404, "recording_unavailable", "Файл записи отсутствует в хранилище")
-        etag = _etag(recording, stored)
-        status, byte_range = _decide(request, stored.size, etag, range_header)
-        audit(session, user, "play_recording", number, remote_of(request),
-              recording_id=recording_id, range=range_header, status=status,
-              method=request.method)
+    except StorageUnavailable:
+        raise ApiError(503, "storage_unavailable",
+                       "Хранилище записей временно недоступно, повторите позже") from None
+    if stored is None:
+        raise ApiError(404, "recording_unavailable", "Файл записи отсутствует в хранилище")
+    etag = _etag(recording, stored)
+    status, byte_range = _decide(request, stored.size, etag, range_header)
+    # Committed before the first byte: nothing is played without its audit record.
+    await services.audit_log.record(user, "play_recording", number, remote_of(request),
+                                    recording_id=recording_id, range=range_header,
+                                    status=status, method=request.method)
     headers = {hdrs.ETAG: etag, hdrs.ACCEPT_RANGES: "bytes",
                hdrs.CACHE_CONTROL: "private, no-transform"}
     if status == 304:
@@ -150,44 +160,49 @@ class FileSlice(web.StreamResponse):
         self.content_length = count
 
     async def prepare(self, request: web.BaseRequest) -> Any:
-        if self.prepared:
+        if self.prepared or request.method == hdrs.METH_HEAD or self._length == 0:
             return await super().prepare(request)
-        if request.method == hdrs.METH_HEAD or self._length == 0:
-            return await super().prepare(request)
-        path = self._file.path
-        if path is not None:
-            fobj = await asyncio.to_thread(path.open, "rb")
-            try:
-                writer = await super().prepare(request)
-                transport = request.transport
-                if transport is None:
-                    raise ConnectionResetError("connection lost")
-                try:
-                    await request._loop.sendfile(transport, fobj, self._offset, self._length)
-                except NotImplementedError:
-                    await self._copy(fobj)
-                await super().write_eof()
-                return writer
-            finally:
-                await asyncio.to_thread(fobj.close)
         writer = await super().prepare(request)
-        async for chunk in self._store.read_range(self._file, self._offset, self._length):
-            await self.write(chunk)
-        await self.write_eof()
+        transport = request.transport
+        if transport is None:
+            raise ConnectionResetError("connection lost")
+        path = self._file.path
+        if path is None:
+            async for chunk in self._store.read_range(self._file, self._offset, self._length):
+                await self.write(chunk)
+        else:
+            threads = request.app[SEND_THREADS]
+            if threads.can_take(transport):
+                sent = await threads.send(transport, path, self._offset, self._length)
+            else:
+                sent = await _send_on_loop(request, transport, path, self._offset, self._length)
+            if sent < self._length:
+                # The file shrank after stat: the promised Content-Length cannot be kept.
+                transport.abort()
+                raise ConnectionResetError("recording file shorter than announced")
+        await super().write_eof()
         return writer
 
-    async def _copy(self, fobj: IO[bytes]) -> None:
-        fobj.seek(self._offset)
-        left = self._length
-        while left > 0:
-            chunk = await asyncio.to_thread(fobj.read, min(256 * 1024, left))
-            if not chunk:
-                break
-            left -= len(chunk)
-            await self.write(chunk)
+
+async def _send_on_loop(request: web.BaseRequest, transport: asyncio.Transport, path: Path,
+                        start: int, count: int) -> int:
+    """The event loop's own sendfile (all sending threads busy)."""
+    fobj = await asyncio.to_thread(path.open, "rb")
+    try:
+        return await request._loop.sendfile(transport, fobj, start, count)
+    finally:
+        await asyncio.to_thread(fobj.close)
 
 
 def attach(app: web.Application) -> None:
-    """Add the recordings routes to the HTTP app."""
+    """Add the recordings routes to the HTTP app, and the threads that send the audio."""
+    settings = app[SERVICES].settings
+    threads = SendfileThreads(settings.recordings_send_threads)
+    app[SEND_THREADS] = threads
+
+    async def close_threads(_app: web.Application) -> None:
+        threads.close()
+
+    app.on_cleanup.append(close_threads)
     app.router.add_get("/api/v1/requests/{number}/recordings", recordings_list)
     app.router.add_get("/api/v1/requests/{number}/recordings/{recording_id}", recording_get)

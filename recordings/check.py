@@ -1,11 +1,15 @@
 """Facts about a recording file (size, duration, checksum, status) and writing them to the row.
 
 Blocking functions here run in worker threads: they read the whole file once, in chunks.
+``examine_stored`` / ``sha256_stored`` use them for a local file and otherwise stream the file
+once through the storage's ``read_range``.
 """
 
 from __future__ import annotations
 
+import asyncio
 import hashlib
+import io
 from dataclasses import dataclass
 from datetime import UTC, datetime
 from pathlib import Path
@@ -15,8 +19,12 @@ from sqlalchemy.ext.asyncio import AsyncSession
 
 from journal.models import Recording, Request
 from recordings import wav
+from recordings.storage import RecordingStorage, StoredFile
 
 HASH_CHUNK = 1024 * 1024
+# Bytes kept from the start of a streamed file for the WAV header: MixMonitor writes 44, and
+# a header whose data chunk starts later than this is reported as truncated.
+HEADER_PEEK = 64 * 1024
 # Statuses of a row whose file was found and checked (it can be served).
 SERVABLE = frozenset({"linked", "empty", "truncated", "tampered"})
 
@@ -43,6 +51,29 @@ def examine(path: Path) -> FileFacts:
     st = path.stat()
     info = wav.inspect(path)
     return FileFacts(st.st_size, st.st_mtime_ns, info.duration_s, sha256_of(path), info.status)
+
+
+async def examine_stored(storage: RecordingStorage, stored: StoredFile) -> FileFacts:
+    """``examine`` for a file from ``storage.stat``: read directly when local, else streamed
+    once (hash and header in one pass; the size and mtime are those of the stat)."""
+    if stored.path is not None:
+        return await asyncio.to_thread(examine, stored.path)
+    digest = hashlib.sha256()
+    head = bytearray()
+    async for chunk in storage.read_range(stored, 0, stored.size):
+        digest.update(chunk)
+        if len(head) < HEADER_PEEK:
+            head += chunk[:HEADER_PEEK - len(head)]
+    info = wav.inspect_stream(io.BytesIO(head), stored.size)
+    return FileFacts(stored.size, stored.mtime_ns, info.duration_s, digest.hexdigest(),
+                     info.status)
+
+
+async def sha256_stored(storage: RecordingStorage, stored: StoredFile) -> str:
+    """SHA-256 of a file from ``storage.stat`` (local files hashed directly)."""
+    if stored.path is not None:
+        return await asyncio.to_thread(sha256_of, stored.path)
+    return (await examine_stored(storage, stored)).sha256
 
 
 async def store_facts(session: AsyncSession, recording: Recording, facts: FileFacts) -> str:

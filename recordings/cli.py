@@ -1,7 +1,7 @@
 """``hotline recordings reconcile|verify|purge`` — maintenance commands (cron-friendly).
 
 Exit status: 0 when all is well, 1 when the report found something to look at (missing
-recordings, tampered files), 2 on bad usage.
+recordings, tampered files) or the recordings storage could not be reached, 2 on bad usage.
 """
 
 from __future__ import annotations
@@ -14,6 +14,7 @@ from datetime import UTC, datetime
 from typing import Any, TextIO
 
 from journal.db import Database
+from recordings.storage import StorageUnavailable
 
 
 class ProgressBar:
@@ -57,9 +58,14 @@ def _run(job: Callable[[Any, Any], Awaitable[int]]) -> int:
     async def main() -> int:
         db = Database(settings.database_url)
         await db.create_schema()
+        worker = build_worker(settings, db)
         try:
-            return await job(build_worker(settings, db), settings)
+            return await job(worker, settings)
+        except StorageUnavailable as exc:
+            print(f"хранилище записей недоступно: {exc}", file=sys.stderr)
+            return 1
         finally:
+            await worker.storage.aclose()
             await db.dispose()
 
     return asyncio.run(main())
@@ -78,7 +84,7 @@ def cmd_reconcile(args: argparse.Namespace) -> int:
         print(f"привязано записей: {len(report.linked)}", file=out)
         for number, rid, status in report.linked:
             print(f"  {_label(number)}: запись {rid} — {status}", file=out)
-        print(f"записей нет на диске: {len(report.missing)}", file=out)
+        print(f"записей нет в хранилище: {len(report.missing)}", file=out)
         for number, rid, path in report.missing:
             print(f"  {_label(number)}: запись {rid} — {path}", file=out)
         print(f"звонков на 8-800 без записи: {len(report.calls_without_recording)}", file=out)
@@ -102,7 +108,7 @@ def cmd_verify(args: argparse.Namespace) -> int:
         print(f"изменены после привязки: {len(report.tampered)}")
         for number, rid, path in report.tampered:
             print(f"  ИЗМЕНЕНА {_label(number)}: запись {rid} — {path}")
-        print(f"пропали с диска: {len(report.gone)}")
+        print(f"пропали из хранилища: {len(report.gone)}")
         for number, rid, path in report.gone:
             print(f"  ПРОПАЛА {_label(number)}: запись {rid} — {path}")
         for number, rid, path in report.restored:

@@ -7,17 +7,17 @@
 
 from __future__ import annotations
 
-import asyncio
 from collections.abc import Callable
 from dataclasses import dataclass, field
 from datetime import datetime
-from pathlib import Path, PurePosixPath
+from pathlib import PurePosixPath
 
 from sqlalchemy import select
 
 from journal.db import Database
 from journal.models import Call, Recording, Request
-from recordings.check import SERVABLE, examine, mark_missing, sha256_of
+from recordings.check import SERVABLE, examine_stored, mark_missing, sha256_stored
+from recordings.storage import RecordingStorage
 from recordings.worker import RecordingsWorker
 
 Progress = Callable[[int, int], None]
@@ -67,8 +67,7 @@ async def reconcile(worker: RecordingsWorker, *, since: datetime | None = None,
             report.missing.append((number, recording_id, relative))
         progress(done, len(rows))
     report.calls_without_recording = await _calls_without_recording(db, worker.pbx_id, since)
-    report.files_without_call = await asyncio.to_thread(
-        _orphans, worker.storage.root, await _known_names(db), since)
+    report.files_without_call = await _orphans(worker.storage, await _known_names(db), since)
     return report
 
 
@@ -104,19 +103,23 @@ async def _known_names(db: Database) -> set[str]:
         return {PurePosixPath(p).name for p in paths}
 
 
-def _orphans(root: Path, known: set[str], since: datetime | None) -> list[str]:
-    """WAV files under ``root`` that no recording row names (newer than ``since``)."""
-    if not root.is_dir():
-        return []
+async def _orphans(storage: RecordingStorage, known: set[str],
+                   since: datetime | None) -> list[str]:
+    """Stored WAV files that no recording row names (modified since ``since``).
+
+    Only the few unknown names are stat'ed (a dangling link, or a file older than ``since``,
+    is left out)."""
     limit = since.timestamp() if since is not None else None
     found = []
-    for path in sorted(root.rglob("*.wav")):
-        if path.name in known or not path.is_file():
+    async for relative in storage.list_keys():
+        name = PurePosixPath(relative).name
+        if not name.endswith(".wav") or name in known:
             continue
-        if limit is not None and path.stat().st_mtime < limit:
+        stored = await storage.stat(relative)
+        if stored is None or (limit is not None and stored.mtime_ns / 1e9 < limit):
             continue
-        found.append(path.relative_to(root).as_posix())
-    return found
+        found.append(relative)
+    return sorted(found)
 
 
 async def verify(worker: RecordingsWorker, *, progress: Progress = _noop) -> VerifyReport:
@@ -133,18 +136,18 @@ async def verify(worker: RecordingsWorker, *, progress: Progress = _noop) -> Ver
     for done, (recording, number) in enumerate(rows, 1):
         progress(done, len(rows))
         report.checked += 1
-        path = await asyncio.to_thread(worker.storage.find, recording.relative_path)
-        if path is None:
+        stored = await worker.storage.stat(recording.relative_path)
+        if stored is None:
             await _set_missing(db, recording.id)
             report.gone.append((number, recording.id, recording.relative_path))
             continue
-        digest = await asyncio.to_thread(sha256_of, path)
+        digest = await sha256_stored(worker.storage, stored)
         if digest != recording.sha256:
             if recording.status != "tampered":
                 await _set_status(db, recording.id, "tampered")
             report.tampered.append((number, recording.id, recording.relative_path))
         elif recording.status == "tampered":
-            facts = await asyncio.to_thread(examine, path)
+            facts = await examine_stored(worker.storage, stored)
             await _set_status(db, recording.id, facts.status)
             report.restored.append((number, recording.id, recording.relative_path))
     return report

@@ -1,14 +1,16 @@
 """Where recording files live: a small protocol so the service can move off local disk.
 
-``LocalStorage`` reads RECORDINGS_DIR (the PBX monitor folder, mounted or synced). The HTTP
-layer asks ``local_path`` first: a local file is served with ``sendfile`` (zero copy), anything
-else through ``read_range`` chunks. ``S3Storage`` is the documented option for MinIO / S3 —
-a skeleton only.
+``LocalStorage`` reads RECORDINGS_DIR (the PBX monitor folder, mounted or synced);
+``recordings.s3.S3Storage`` keeps them in an S3-compatible object store (MinIO), chosen with
+HOTLINE_RECORDINGS_STORAGE=s3. A ``StoredFile`` with a ``path`` is on the local file system:
+the HTTP layer sends it with ``sendfile`` (zero copy) and the worker hashes it directly
+(``recordings.check.examine_stored``); anything else goes through ``read_range`` chunks.
 """
 
 from __future__ import annotations
 
 import asyncio
+import os
 from collections.abc import AsyncIterator
 from dataclasses import dataclass
 from pathlib import Path
@@ -17,6 +19,12 @@ from typing import Protocol, runtime_checkable
 from recordings.locate import locate
 
 CHUNK_BYTES = 256 * 1024
+
+
+class StorageUnavailable(Exception):
+    """The store cannot answer now (down, refusing, timing out, rejecting our keys).
+
+    Not "the file is absent": callers keep waiting instead of marking recordings missing."""
 
 
 @dataclass(frozen=True, slots=True)
@@ -43,6 +51,14 @@ class RecordingStorage(Protocol):
 
     async def delete(self, stored: StoredFile) -> None:
         """Remove the file (retention)."""
+        ...
+
+    def list_keys(self, prefix: str = "") -> AsyncIterator[str]:
+        """Relative paths of all stored files under ``prefix`` (reconcile's orphan listing)."""
+        ...
+
+    async def aclose(self) -> None:
+        """Release connections (service stop, end of a CLI command)."""
         ...
 
 
@@ -85,29 +101,20 @@ class LocalStorage:
         if stored.path is not None:
             await asyncio.to_thread(stored.path.unlink, True)
 
+    async def list_keys(self, prefix: str = "") -> AsyncIterator[str]:
+        for relative in await asyncio.to_thread(self._walk, prefix):
+            yield relative
 
-class S3Storage:
-    """Option for MinIO / S3 (not wired): objects keyed by the relative path.
+    def _walk(self, prefix: str) -> list[str]:
+        # os.walk tells files from folders by d_type: no stat per file.
+        found = []
+        for folder, _dirs, files in os.walk(self.root):
+            base = Path(folder).relative_to(self.root).as_posix()
+            for name in files:
+                relative = name if base == "." else f"{base}/{name}"
+                if relative.startswith(prefix):
+                    found.append(relative)
+        return found
 
-    How it would work: ``stat`` = HeadObject (ContentLength, LastModified); ``read_range`` =
-    GetObject with ``Range: bytes=start-end`` streamed in chunks; ``delete`` = DeleteObject.
-    A copy job (``mc mirror`` or the PBX's own upload) puts MixMonitor files into the bucket;
-    the worker then only checks size stability through ``stat``. Needs an S3 client
-    (aiobotocore or miniopy-async), which is not a dependency today.
-    """
-
-    def __init__(self, bucket: str, endpoint: str, prefix: str = "") -> None:
-        self.bucket = bucket
-        self.endpoint = endpoint
-        self.prefix = prefix
-
-    async def stat(self, relative: str) -> StoredFile | None:
-        raise NotImplementedError("S3Storage is a documented option, not implemented")
-
-    async def read_range(self, stored: StoredFile, start: int,
-                         count: int) -> AsyncIterator[bytes]:
-        raise NotImplementedError("S3Storage is a documented option, not implemented")
-        yield b""  # pragma: no cover - makes this an async generator
-
-    async def delete(self, stored: StoredFile) -> None:
-        raise NotImplementedError("S3Storage is a documented option, not implemented")
+    async def aclose(self) -> None:
+        return None

@@ -6,6 +6,8 @@ then reads the WAV header, hashes the file (in a thread, chunked) and updates th
 ``linked``, ``empty`` (header only / no audio) or ``truncated``. A file that does not appear
 within ``recordings_missing_after_s`` becomes ``missing`` (logged once) and flags its request;
 a periodic rescan (and ``hotline recordings reconcile``) still links a file that turns up later.
+The files are reached through a ``RecordingStorage`` (local folder or S3): a store that does
+not answer only delays the checks, it never makes a recording missing.
 
 Cheap when thousands of calls end a minute: one scheduler (not a task per recording) keeps
 the recordings it waits for by their next check time; each file's checks back off
@@ -29,8 +31,8 @@ from sqlalchemy import select
 
 from journal.db import Database
 from journal.models import Call, Recording
-from recordings.check import FileFacts, examine, mark_missing, store_facts
-from recordings.storage import LocalStorage
+from recordings.check import FileFacts, examine_stored, mark_missing, store_facts
+from recordings.storage import RecordingStorage, StorageUnavailable, StoredFile
 from telephony.callevents import CallEnded
 
 log = structlog.get_logger(__name__)
@@ -59,7 +61,7 @@ class _Watch:
 class RecordingsWorker:
     """Follows ended calls to their recording files; one instance per service."""
 
-    def __init__(self, db: Database, storage: LocalStorage, *, pbx_id: str,
+    def __init__(self, db: Database, storage: RecordingStorage, *, pbx_id: str,
                  missing_after_s: float, poll_s: float = 0.25, stable_s: float = 0.5,
                  rescan_s: float = 60.0, max_parallel: int = 4,
                  max_poll_s: float = 15.0) -> None:
@@ -82,8 +84,9 @@ class RecordingsWorker:
         # Hashing reads whole files: a few at a time, so a burst of hang-ups cannot starve
         # the HTTP server of threads and disk.
         self._hashing = asyncio.Semaphore(max_parallel)
-        # stat() calls in flight at once (each is a thread hop).
+        # stat() calls in flight at once (each is a thread hop or an HTTP request).
         self._stat_parallel = max(8, max_parallel * 4)
+        self._store_down = False  # the last batch of stat calls found the store unreachable
 
     # ------------------------------------------------------------------ intake hook
     def notify(self, batch: Sequence[Any]) -> None:
@@ -174,7 +177,11 @@ class RecordingsWorker:
                 due.append(watch)
         if not due:
             return
-        found = await self._stat_all([w.relative_path for w in due])
+        try:
+            found = await self._stat_all([w.relative_path for w in due])
+        except StorageUnavailable as exc:
+            self._wait_for_store(due, exc)
+            return
         now = loop.time()
         missing: list[_Watch] = []
         for watch, stored in zip(due, found, strict=True):
@@ -194,22 +201,42 @@ class RecordingsWorker:
                 del self._watching[watch.recording_id]
                 missing.append(watch)
                 continue
-            delay, watch.delay = watch.delay, min(self.max_poll_s, watch.delay * 2)
-            self._reschedule(watch, min(now + delay, watch.deadline))
+            self._reschedule(watch, min(now + self._back_off(watch), watch.deadline))
         if missing:
             await self._mark_missing_many([w.recording_id for w in missing])
 
-    async def _stat_all(self, relatives: list[str]) -> list[Any]:
+    def _wait_for_store(self, due: list[_Watch], exc: StorageUnavailable) -> None:
+        """The store did not answer: nobody can tell whether the files are there, so none is
+        marked missing; each is looked at again after its back-off step (past its deadline
+        too: only an answer "not there" makes a recording missing)."""
+        if not self._store_down:
+            log.warning("recordings.storage_unavailable", error=str(exc))
+        self._store_down = True
+        now = asyncio.get_running_loop().time()
+        for watch in due:
+            self._reschedule(watch, now + self._back_off(watch))
+
+    def _back_off(self, watch: _Watch) -> float:
+        """The wait before the watch's next check; doubles the one after it."""
+        delay, watch.delay = watch.delay, min(self.max_poll_s, watch.delay * 2)
+        return delay
+
+    async def _stat_all(self, relatives: list[str]) -> list[StoredFile | None]:
+        """``stat`` of each path; raises StorageUnavailable when the store does not answer."""
         limit = asyncio.Semaphore(self._stat_parallel)
 
-        async def one(relative: str) -> Any:
+        async def one(relative: str) -> StoredFile | None:
             async with limit:
                 try:
                     return await self.storage.stat(relative)
                 except OSError:
                     return None
 
-        return list(await asyncio.gather(*(one(r) for r in relatives)))
+        found = list(await asyncio.gather(*(one(r) for r in relatives)))
+        if self._store_down:
+            log.info("recordings.storage_available")
+            self._store_down = False
+        return found
 
     def _spawn_link(self, recording_id: int) -> None:
         task = asyncio.create_task(self._link_logged(recording_id),
@@ -222,6 +249,10 @@ class RecordingsWorker:
             await self.link(recording_id)
         except asyncio.CancelledError:
             raise
+        except StorageUnavailable as exc:
+            # The row stays pending; the next rescan follows it again.
+            self.stats.errors += 1
+            log.warning("recordings.link_deferred", recording_id=recording_id, error=str(exc))
         except Exception:
             self.stats.errors += 1
             log.exception("recordings.link_failed", recording_id=recording_id)
@@ -232,15 +263,16 @@ class RecordingsWorker:
 
     # ------------------------------------------------------------------ actions
     async def link(self, recording_id: int) -> str | None:
-        """Check the row's file now and store what it is; None if the file is not there."""
+        """Check the row's file now and store what it is; None if the file is not there
+        (StorageUnavailable if the store cannot tell)."""
         recording = await self._load(recording_id)
         if recording is None:
             return None
-        path = await asyncio.to_thread(self.storage.find, recording.relative_path)
-        if path is None:
+        stored = await self.storage.stat(recording.relative_path)
+        if stored is None:
             return None
         async with self._hashing:
-            facts: FileFacts = await asyncio.to_thread(examine, path)
+            facts: FileFacts = await examine_stored(self.storage, stored)
         async with self.db.sessions.begin() as session:
             current = await session.get(Recording, recording_id)
             if current is None:

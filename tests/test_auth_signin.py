@@ -61,6 +61,19 @@ async def test_lockout_after_ten_failures_until_an_admin_unlocks(make_settings: 
     assert unlocked["detail"]["login"] == "op" and unlocked["detail"]["was_locked"] is True
 
 
+async def test_a_lockout_ends_the_sessions_already_open(make_settings: Any,
+                                                       start_service: Any) -> None:
+    harness = await _service(make_settings, start_service)
+    token = await login(harness, "op")
+    me = harness.url("/api/v1/auth/me")
+    async with harness.http.get(me, headers=bearer(token)) as resp:
+        assert resp.status == 200  # the session is now remembered in memory
+    for _ in range(MAX_FAILED_LOGINS):
+        await _login(harness, "op", "wrong-password")
+    async with harness.http.get(me, headers=bearer(token)) as resp:
+        assert resp.status == 401
+
+
 async def test_a_good_login_resets_the_failure_count(make_settings: Any,
                                                      start_service: Any) -> None:
     harness = await _service(make_settings, start_service)

@@ -7,18 +7,19 @@ from collections.abc import Awaitable, Callable
 
 from aiohttp import web
 
-from hotline.web.context import SERVICES, SESSION_ENDED_HOOKS, TOKEN, USER
+from hotline.web.context import SERVICES, SESSION_CACHE, SESSION_ENDED_HOOKS, TOKEN, USER
 from hotline.web.errors import ApiError, error_response
 from journal.audit import audit
 from journal.users import (
     LoginRefused,
     Principal,
-    _digest,
+    ResolvedSession,
     authenticate,
     close_session,
     open_session,
     principal_of,
     resolve_session,
+    token_digest,
 )
 
 COOKIE = "hotline_session"
@@ -47,19 +48,27 @@ async def auth_middleware(request: web.Request, handler: Handler) -> web.StreamR
     token, from_cookie = _token(request)
     if not token:
         return error_response(401, "unauthorized", "Требуется вход в систему")
-    services = request.app[SERVICES]
-    async with services.db.session() as session:
-        found = await resolve_session(session, token)
+    found = await _resolve(request, token)
     if found is None:
         return error_response(401, "unauthorized", "Сессия недействительна или истекла")
-    user, csrf = found
     if from_cookie and request.method in UNSAFE:
         sent = request.headers.get(CSRF_HEADER, "")
-        if not hmac.compare_digest(sent, csrf):
+        if not hmac.compare_digest(sent, found.csrf):
             return error_response(403, "csrf", "Нет или неверный CSRF-токен")
-    request[USER] = principal_of(user)
+    request[USER] = found.user
     request[TOKEN] = token
     return await handler(request)
+
+
+async def _resolve(request: web.Request, token: str) -> ResolvedSession | None:
+    cache = request.app[SESSION_CACHE]
+    found = cache.get(token)
+    if found is None:
+        async with request.app[SERVICES].db.session() as session:
+            found = await resolve_session(session, token)
+        if found is not None:
+            cache.put(token, found)
+    return found
 
 
 def current_user(request: web.Request) -> Principal:
@@ -95,6 +104,8 @@ async def login(request: web.Request) -> web.Response:
             principal = principal_of(user)
             audit(session, principal, "login", remote=remote_of(request))
     if refused is not None:
+        # A lockout also ends the sessions this user already has (resolve_session checks).
+        request.app[SESSION_CACHE].forget_login(body["login"])
         status = 423 if refused.code == "locked" else 401
         return error_response(status, refused.code, refused.message)
     response = web.json_response({"token": token, "csrf_token": csrf,
@@ -110,7 +121,8 @@ async def logout(request: web.Request) -> web.Response:
     async with services.db.sessions.begin() as session:
         await close_session(session, request[TOKEN])
         audit(session, current_user(request), "logout", remote=remote_of(request))
-    token_hash = _digest(request[TOKEN])
+    token_hash = token_digest(request[TOKEN])
+    request.app[SESSION_CACHE].forget_digest(token_hash)
     for hook in request.app.get(SESSION_ENDED_HOOKS, ()):
         hook(token_hash)
     response = web.json_response({"ok": True})

@@ -7,6 +7,7 @@ from collections.abc import Callable
 from aiohttp import web
 
 from hotline.service import Services
+from hotline.web.session_cache import SessionCache
 
 SERVICES = web.AppKey("services", Services)
 USER = web.RequestKey("user", object)
@@ -14,3 +15,4 @@ TOKEN = web.RequestKey("token", str)
 # Called with a session's token digest when it ends (logout): the websocket hub closes that
 # session's sockets at once instead of at its next periodic check.
 SESSION_ENDED_HOOKS = web.AppKey("session_ended_hooks", list[Callable[[str], object]])
+SESSION_CACHE = web.AppKey("session_cache", SessionCache)

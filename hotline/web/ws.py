@@ -35,7 +35,7 @@ from journal.notify import (
     latest_note_id,
     missed_notes,
 )
-from journal.users import Principal, _digest
+from journal.users import Principal, token_digest
 
 log = structlog.get_logger(__name__)
 
@@ -108,7 +108,7 @@ class Hub:
         # duplicates are skipped by id.
         subscription = self.services.bus.subscribe(kind="ws", login=user.login)
         transport = request.transport
-        conn = Connection(user, _digest(request[TOKEN]), ws, subscription,
+        conn = Connection(user, token_digest(request[TOKEN]), ws, subscription,
                           transport if isinstance(transport, asyncio.Transport) else None)
         self.connections.add(conn)
         try:
