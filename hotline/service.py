@@ -68,7 +68,7 @@ class Services:
         intake = Intake(db, bus, pbx_id=settings.pbx_id,
                         recordings_pbx_dir=settings.recordings_pbx_dir)
         services = cls(settings, db, bus, buffer, tracker, pipeline, intake,
-                       AuditWriter(db.sessions))
+                       AuditWriter(db.engine))
         intake.on_committed = services._after_commit
         return services
 

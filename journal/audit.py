@@ -14,7 +14,7 @@ from datetime import UTC, datetime
 from typing import Any
 
 from sqlalchemy import insert
-from sqlalchemy.ext.asyncio import AsyncSession, async_sessionmaker
+from sqlalchemy.ext.asyncio import AsyncEngine, AsyncSession
 
 from journal.models import AuditEntry
 from journal.users import Principal
@@ -37,8 +37,8 @@ def audit(session: AsyncSession, user: Principal | None, action: str,
 class AuditWriter:
     """Group commit for audit records of reads; ``record`` returns once the record is committed."""
 
-    def __init__(self, sessions: async_sessionmaker[AsyncSession], max_batch: int = 500) -> None:
-        self._sessions = sessions
+    def __init__(self, engine: AsyncEngine, max_batch: int = 500) -> None:
+        self._engine = engine
         self._max_batch = max_batch
         self._pending: list[tuple[dict[str, Any], asyncio.Future[None]]] = []
         self._flusher: asyncio.Task[None] | None = None
@@ -65,8 +65,9 @@ class AuditWriter:
             batch = self._pending[:self._max_batch]
             del self._pending[:self._max_batch]
             try:
-                async with self._sessions.begin() as session:
-                    await session.execute(insert(AuditEntry), [row for row, _ in batch])
+                # Core, not the ORM: one executemany with nothing to track afterwards.
+                async with self._engine.begin() as conn:
+                    await conn.execute(insert(AuditEntry.__table__), [row for row, _ in batch])
             except Exception as exc:  # handed to every waiting reader
                 for _, done in batch:
                     if not done.done():

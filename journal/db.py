@@ -33,6 +33,11 @@ class Database:
             if parsed.database and parsed.database != ":memory:":
                 Path(parsed.database).parent.mkdir(parents=True, exist_ok=True)
             kwargs["connect_args"] = {"timeout": 30}
+            # Each aiosqlite connection is a thread: keep enough of them that concurrent
+            # readers (recording playbacks, pages) reuse connections instead of opening and
+            # closing overflow ones for every request.
+            kwargs["pool_size"] = 20
+            kwargs["max_overflow"] = 20
         else:
             kwargs["pool_size"] = 10
             kwargs["max_overflow"] = 10

@@ -9,6 +9,7 @@ sent with ``sendfile``; the ETag is the SHA-256 taken when the file was linked.
 from __future__ import annotations
 
 import asyncio
+from collections.abc import AsyncIterator
 from pathlib import Path
 from typing import Any
 
@@ -19,16 +20,18 @@ from hotline.web.api import parse_number
 from hotline.web.auth import current_user, remote_of
 from hotline.web.context import SERVICES
 from hotline.web.errors import ApiError
-from journal.access import can_see_request
+from journal.access import can_see, can_see_request
 from journal.models import Recording, Request
 from journal.queries import recording_json
 from recordings.check import SERVABLE
+from recordings.index import PlaybackIndex
 from recordings.ranges import ByteRange, Unsatisfiable, parse_range
 from recordings.storage import RecordingStorage, StorageUnavailable, StoredFile
 from recordings.transfer import SendfileThreads
 
 STORAGE_KEY = "recordings_storage"
 SEND_THREADS = web.AppKey("recordings_send_threads", SendfileThreads)
+PLAYBACK_INDEX = web.AppKey("recordings_playback_index", PlaybackIndex)
 
 
 def _storage(request: web.Request) -> RecordingStorage:
@@ -63,9 +66,9 @@ async def recordings_list(request: web.Request) -> web.Response:
     return web.json_response({"items": items})
 
 
-def _etag(recording: Recording, stored: StoredFile) -> str:
-    if recording.sha256:
-        return f'"{recording.sha256}"'
+def _etag(sha256: str | None, stored: StoredFile) -> str:
+    if sha256:
+        return f'"{sha256}"'
     return f'W/"{stored.size:x}-{stored.mtime_ns:x}"'
 
 
@@ -83,27 +86,23 @@ async def recording_get(request: web.Request) -> web.StreamResponse:
     user = current_user(request)
     range_header = request.headers.get(hdrs.RANGE)
     services = request.app[SERVICES]
-    async with services.db.session() as session:
-        row = (await session.execute(
-            select(Request, Recording).join(Recording, Recording.request_id == Request.id)
-            .where(Request.number == number, Recording.id == recording_id))).first()
-    if row is None or not can_see_request(user, row[0]):
+    found = await request.app[PLAYBACK_INDEX].get(number, recording_id)
+    if found is None or not can_see(user, found.level, found.smo, found.corruption):
         # The same answer for "no such request", "not yours" and "not its recording".
         raise ApiError(404, "not_found", f"Запись {recording_id} заявки {number} не найдена")
-    recording: Recording = row[1]
-    if recording.purged_at is not None or recording.status == "purged":
+    if found.purged or found.status == "purged":
         raise ApiError(410, "purged", "Запись удалена по истечении срока хранения")
-    if recording.status not in SERVABLE:
+    if found.status not in SERVABLE:
         raise ApiError(404, "recording_unavailable",
                        "Файл записи ещё не получен от АТС или отсутствует")
     try:
-        stored = await _storage(request).stat(recording.relative_path)
+        stored = await _storage(request).stat(found.relative_path)
     except StorageUnavailable:
         raise ApiError(503, "storage_unavailable",
                        "Хранилище записей временно недоступно, повторите позже") from None
     if stored is None:
         raise ApiError(404, "recording_unavailable", "Файл записи отсутствует в хранилище")
-    etag = _etag(recording, stored)
+    etag = _etag(found.sha256, stored)
     status, byte_range = _decide(request, stored.size, etag, range_header)
     # Committed before the first byte: nothing is played without its audit record.
     await services.audit_log.record(user, "play_recording", number, remote_of(request),
@@ -127,7 +126,7 @@ async def recording_get(request: web.Request) -> web.StreamResponse:
         f'inline; filename="request-{number}-recording-{recording_id}.wav"'
     response = FileSlice(_storage(request), stored, start, count, status=status,
                          headers=headers)
-    response.content_type = recording.content_type or "audio/wav"
+    response.content_type = found.content_type or "audio/wav"
     return response
 
 
@@ -199,6 +198,13 @@ def attach(app: web.Application) -> None:
     settings = app[SERVICES].settings
     threads = SendfileThreads(settings.recordings_send_threads)
     app[SEND_THREADS] = threads
+    index = app[PLAYBACK_INDEX] = PlaybackIndex(app[SERVICES].db, app[SERVICES].bus)
+
+    async def follow_notifications(_app: web.Application) -> AsyncIterator[None]:
+        async with index.following():
+            yield
+
+    app.cleanup_ctx.append(follow_notifications)
 
     async def close_threads(_app: web.Application) -> None:
         threads.close()

@@ -17,6 +17,7 @@ from __future__ import annotations
 import asyncio
 import os
 import select
+import threading
 from concurrent.futures import ThreadPoolExecutor
 from pathlib import Path
 
@@ -30,7 +31,8 @@ class SendfileThreads:
         self.max_threads = max_threads
         self.stall_s = stall_s
         self.busy = 0
-        self._pool = ThreadPoolExecutor(max_threads, thread_name_prefix="sendfile")
+        self._pool = ThreadPoolExecutor(max_threads, thread_name_prefix="sendfile",
+                                        initializer=_lower_priority)
 
     def can_take(self, transport: asyncio.Transport) -> bool:
         """A thread is free and nothing else is queued on this connection."""
@@ -53,6 +55,10 @@ class SendfileThreads:
     def close(self) -> None:
         """Stop taking transfers; running ones end by themselves (done, client gone, stalled)."""
         self._pool.shutdown(wait=False, cancel_futures=True)
+
+
+def _lower_priority() -> None:
+    os.setpriority(os.PRIO_PROCESS, threading.get_native_id(), int(os.environ.get("NICE", "10")))
 
 
 def _send_blocking(fd: int, path: Path, offset: int, count: int, stall_ms: int) -> int:

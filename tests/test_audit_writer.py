@@ -15,8 +15,8 @@ from journal.users import Principal
 ADMIN = Principal(1, "admin", "admin", None, None)
 
 
-class CountingSessions:
-    """The session factory's ``begin``, counted; the first ``fail`` calls raise."""
+class CountingEngine:
+    """The engine's ``begin``, counted; the first ``fail`` calls raise."""
 
     def __init__(self, real: Any, fail: int = 0) -> None:
         self.real = real
@@ -40,7 +40,7 @@ async def test_concurrent_readers_share_commits_and_each_waits_for_its_record(
         make_settings: Any, start_service: Any) -> None:
     harness = await start_service(make_settings(ami_host=None))
     sessions = harness.services.db.sessions
-    counting = CountingSessions(sessions)
+    counting = CountingEngine(harness.services.db.engine)
     writer = AuditWriter(counting)  # type: ignore[arg-type]
 
     async def reader(number: int) -> int:
@@ -56,7 +56,7 @@ async def test_a_refused_write_fails_its_readers_and_the_next_batch_works(
         make_settings: Any, start_service: Any) -> None:
     harness = await start_service(make_settings(ami_host=None))
     sessions = harness.services.db.sessions
-    writer = AuditWriter(CountingSessions(sessions, fail=1))  # type: ignore[arg-type]
+    writer = AuditWriter(CountingEngine(harness.services.db.engine, fail=1))  # type: ignore[arg-type]
     results = await asyncio.gather(*(writer.record(ADMIN, "play_recording", 1)
                                      for _ in range(5)), return_exceptions=True)
     # Served nothing unaudited: every reader of the refused batch gets the error.
@@ -68,7 +68,7 @@ async def test_a_refused_write_fails_its_readers_and_the_next_batch_works(
 async def test_a_reader_that_goes_away_still_gets_its_record(
         make_settings: Any, start_service: Any) -> None:
     harness = await start_service(make_settings(ami_host=None))
-    writer = AuditWriter(harness.services.db.sessions)
+    writer = AuditWriter(harness.services.db.engine)
     pending = asyncio.ensure_future(writer.record(ADMIN, "play_recording", 3))
     await asyncio.sleep(0)
     pending.cancel()

@@ -1,0 +1,122 @@
+"""What serving one recording needs to know, remembered between the requests that play it.
+
+An audio element seeks with a run of Range requests for the same recording, and each one
+would otherwise read the request and the recording from the database before its first byte.
+Entries live ``ttl_s`` seconds; any ``request.*`` notification (routing, corruption flag,
+closing) forgets that request's entries at once, so a hand-over to another SMO takes effect
+immediately. Only servable recordings are remembered: one still pending is read again on the
+next request, so a file linked meanwhile is served as soon as it is linked. Changes made by
+another process (``hotline recordings purge``) are seen within ``ttl_s``; a purged file is
+gone from storage anyway, so it cannot be served in that window.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import contextlib
+import time
+from collections import OrderedDict
+from collections.abc import AsyncIterator
+from dataclasses import dataclass
+
+from sqlalchemy import select
+
+from journal.bus import Bus, Subscription
+from journal.db import Database
+from journal.models import Recording, Request
+from recordings.check import SERVABLE
+
+ROUTING_PREFIX = "request."
+
+
+@dataclass(frozen=True, slots=True)
+class Playable:
+    """The request's routing (for the access decision) and the recording's serving facts."""
+
+    level: str
+    smo: str | None
+    corruption: bool
+    status: str
+    purged: bool
+    relative_path: str
+    sha256: str | None
+    content_type: str | None
+
+
+class PlaybackIndex:
+    def __init__(self, db: Database, bus: Bus, ttl_s: float = 5.0,
+                 max_entries: int = 10_000) -> None:
+        self.db = db
+        self.bus = bus
+        self.ttl_s = ttl_s
+        self.max_entries = max_entries
+        self.loads = 0  # database reads (tests)
+        self._entries: OrderedDict[tuple[int, int], tuple[float, Playable]] = OrderedDict()
+        self._subscription: Subscription | None = None
+        self._forgets = 0  # a load that saw a forget happen meanwhile is not remembered
+
+    async def get(self, number: int, recording_id: int) -> Playable | None:
+        """The recording ``recording_id`` of request ``number``, or None if it has no such."""
+        key = (number, recording_id)
+        cached = self._entries.get(key)
+        if cached is not None and time.monotonic() < cached[0]:
+            return cached[1]
+        forgets = self._forgets
+        found = await self._load(number, recording_id)
+        if found is not None and found.status in SERVABLE and not found.purged \
+                and self._subscription is not None and forgets == self._forgets:
+            self._entries[key] = (time.monotonic() + self.ttl_s, found)
+            self._entries.move_to_end(key)
+            while len(self._entries) > self.max_entries:
+                self._entries.popitem(last=False)
+        return found
+
+    async def _load(self, number: int, recording_id: int) -> Playable | None:
+        self.loads += 1
+        async with self.db.session() as session:
+            row = (await session.execute(
+                select(Request.level, Request.smo, Request.corruption, Recording.status,
+                       Recording.purged_at, Recording.relative_path, Recording.sha256,
+                       Recording.content_type)
+                .join(Recording, Recording.request_id == Request.id)
+                .where(Request.number == number, Recording.id == recording_id))).first()
+        if row is None:
+            return None
+        level, smo, corruption, status, purged_at, relative, sha256, content_type = row
+        return Playable(level, smo, bool(corruption), status, purged_at is not None, relative,
+                        sha256, content_type)
+
+    def forget(self, number: int) -> None:
+        self._forgets += 1
+        for key in [k for k in self._entries if k[0] == number]:
+            del self._entries[key]
+
+    async def follow(self) -> None:
+        """Forget requests as their notifications go by (run as a task while serving).
+        Nothing is remembered while this is not running."""
+        while True:
+            subscription = self._subscription = self.bus.subscribe(kind="playback-index")
+            try:
+                while not subscription.overflowed:
+                    note = await subscription.queue.get()
+                    number = note.get("request_number")
+                    if isinstance(number, int) and \
+                            str(note.get("type", "")).startswith(ROUTING_PREFIX):
+                        self.forget(number)
+            finally:
+                self._subscription = None
+                self._forgets += 1
+                self.bus.unsubscribe(subscription)
+                # Fell behind (or stopping): what changed meanwhile is unknown, start afresh.
+                self._entries.clear()
+
+    @contextlib.asynccontextmanager
+    async def following(self) -> AsyncIterator[None]:
+        task = asyncio.create_task(self.follow(), name="playback-index")
+        await asyncio.sleep(0)  # subscribed before the first request is served
+        try:
+            yield
+        finally:
+            task.cancel()
+            with contextlib.suppress(asyncio.CancelledError):
+                await task
