@@ -128,7 +128,7 @@ class Services:
         if self.ami is not None:
             await self.ami.stop()
         await self.drain(5)
-        await self.audit_log.drain()
+        await self.audit_log.close()
         for task in self.tasks:
             task.cancel()
         for task in self.tasks:

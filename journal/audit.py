@@ -10,11 +10,12 @@ playbacks costs one commit instead of 50 that queue behind SQLite's single write
 from __future__ import annotations
 
 import asyncio
+import contextlib
 from datetime import UTC, datetime
 from typing import Any
 
 from sqlalchemy import insert
-from sqlalchemy.ext.asyncio import AsyncEngine, AsyncSession
+from sqlalchemy.ext.asyncio import AsyncConnection, AsyncEngine, AsyncSession
 
 from journal.models import AuditEntry
 from journal.users import Principal
@@ -42,6 +43,8 @@ class AuditWriter:
         self._max_batch = max_batch
         self._pending: list[tuple[dict[str, Any], asyncio.Future[None]]] = []
         self._flusher: asyncio.Task[None] | None = None
+        # Held between batches: no pool check-out and reset round trips per batch.
+        self._conn: AsyncConnection | None = None
 
     async def record(self, user: Principal | None, action: str,
                      request_number: int | None = None, remote: str | None = None,
@@ -60,15 +63,30 @@ class AuditWriter:
         while self._flusher is not None and not self._flusher.done():
             await asyncio.shield(self._flusher)
 
+    async def close(self) -> None:
+        """Write what is pending and give the connection back (before the engine goes)."""
+        await self.drain()
+        await self._reset()
+
+    async def _reset(self) -> None:
+        conn, self._conn = self._conn, None
+        if conn is not None:
+            with contextlib.suppress(Exception):  # already broken: nothing more to do
+                await conn.close()
+
     async def _flush(self) -> None:
         while self._pending:
             batch = self._pending[:self._max_batch]
             del self._pending[:self._max_batch]
             try:
+                if self._conn is None:
+                    self._conn = await self._engine.connect()
                 # Core, not the ORM: one executemany with nothing to track afterwards.
-                async with self._engine.begin() as conn:
-                    await conn.execute(insert(AuditEntry.__table__), [row for row, _ in batch])
+                async with self._conn.begin():
+                    await self._conn.execute(insert(AuditEntry.__table__),
+                                             [row for row, _ in batch])
             except Exception as exc:  # handed to every waiting reader
+                await self._reset()
                 for _, done in batch:
                     if not done.done():
                         done.set_exception(exc)

@@ -86,7 +86,8 @@ async def recording_get(request: web.Request) -> web.StreamResponse:
     user = current_user(request)
     range_header = request.headers.get(hdrs.RANGE)
     services = request.app[SERVICES]
-    found = await request.app[PLAYBACK_INDEX].get(number, recording_id)
+    index = request.app[PLAYBACK_INDEX]
+    found = await index.get(number, recording_id)
     if found is None or not can_see(user, found.level, found.smo, found.corruption):
         # The same answer for "no such request", "not yours" and "not its recording".
         raise ApiError(404, "not_found", f"Запись {recording_id} заявки {number} не найдена")
@@ -96,7 +97,7 @@ async def recording_get(request: web.Request) -> web.StreamResponse:
         raise ApiError(404, "recording_unavailable",
                        "Файл записи ещё не получен от АТС или отсутствует")
     try:
-        stored = await _storage(request).stat(found.relative_path)
+        stored = await index.stat(_storage(request), found.relative_path)
     except StorageUnavailable:
         raise ApiError(503, "storage_unavailable",
                        "Хранилище записей временно недоступно, повторите позже") from None

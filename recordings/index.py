@@ -8,6 +8,11 @@ immediately. Only servable recordings are remembered: one still pending is read 
 next request, so a file linked meanwhile is served as soon as it is linked. Changes made by
 another process (``hotline recordings purge``) are seen within ``ttl_s``; a purged file is
 gone from storage anyway, so it cannot be served in that window.
+
+The file's size and modification time are remembered for ``stat_ttl_s`` (2 s) too: long enough
+for the burst of Range requests of one player, short enough that a changed file is seen at
+once for any practical purpose. A file that shrank meanwhile is caught by the sender (the
+connection is cut, never a short "complete" body).
 """
 
 from __future__ import annotations
@@ -25,6 +30,7 @@ from journal.bus import Bus, Subscription
 from journal.db import Database
 from journal.models import Recording, Request
 from recordings.check import SERVABLE
+from recordings.storage import RecordingStorage, StoredFile
 
 ROUTING_PREFIX = "request."
 
@@ -44,16 +50,18 @@ class Playable:
 
 
 class PlaybackIndex:
-    def __init__(self, db: Database, bus: Bus, ttl_s: float = 5.0,
+    def __init__(self, db: Database, bus: Bus, ttl_s: float = 5.0, stat_ttl_s: float = 2.0,
                  max_entries: int = 10_000) -> None:
         self.db = db
         self.bus = bus
         self.ttl_s = ttl_s
+        self.stat_ttl_s = stat_ttl_s
         self.max_entries = max_entries
         self.loads = 0  # database reads (tests)
         self._entries: OrderedDict[tuple[int, int], tuple[float, Playable]] = OrderedDict()
         self._subscription: Subscription | None = None
         self._forgets = 0  # a load that saw a forget happen meanwhile is not remembered
+        self._files: OrderedDict[str, tuple[float, StoredFile]] = OrderedDict()
 
     async def get(self, number: int, recording_id: int) -> Playable | None:
         """The recording ``recording_id`` of request ``number``, or None if it has no such."""
@@ -71,6 +79,19 @@ class PlaybackIndex:
                 self._entries.popitem(last=False)
         return found
 
+    async def stat(self, storage: RecordingStorage, relative: str) -> StoredFile | None:
+        """The stored file, as ``storage.stat`` saw it at most ``stat_ttl_s`` ago."""
+        cached = self._files.get(relative)
+        if cached is not None and time.monotonic() < cached[0]:
+            return cached[1]
+        found = await storage.stat(relative)
+        if found is not None:
+            self._files[relative] = (time.monotonic() + self.stat_ttl_s, found)
+            self._files.move_to_end(relative)
+            while len(self._files) > self.max_entries:
+                self._files.popitem(last=False)
+        return found
+
     async def _load(self, number: int, recording_id: int) -> Playable | None:
         self.loads += 1
         async with self.db.session() as session:
@@ -85,6 +106,12 @@ class PlaybackIndex:
         level, smo, corruption, status, purged_at, relative, sha256, content_type = row
         return Playable(level, smo, bool(corruption), status, purged_at is not None, relative,
                         sha256, content_type)
+
+    def clear(self) -> None:
+        """Forget everything."""
+        self._forgets += 1
+        self._entries.clear()
+        self._files.clear()
 
     def forget(self, number: int) -> None:
         self._forgets += 1
@@ -105,10 +132,9 @@ class PlaybackIndex:
                         self.forget(number)
             finally:
                 self._subscription = None
-                self._forgets += 1
                 self.bus.unsubscribe(subscription)
                 # Fell behind (or stopping): what changed meanwhile is unknown, start afresh.
-                self._entries.clear()
+                self.clear()
 
     @contextlib.asynccontextmanager
     async def following(self) -> AsyncIterator[None]:

@@ -21,6 +21,8 @@ import threading
 from concurrent.futures import ThreadPoolExecutor
 from pathlib import Path
 
+SENDER_NICENESS = 10
+
 
 class ClientStalled(ConnectionError):
     """The client took no bytes for the whole stall timeout."""
@@ -58,7 +60,8 @@ class SendfileThreads:
 
 
 def _lower_priority() -> None:
-    os.setpriority(os.PRIO_PROCESS, threading.get_native_id(), int(os.environ.get("NICE", "10")))
+    # Downloads yield to the event loop (call events, screen pops) when the CPU is short.
+    os.setpriority(os.PRIO_PROCESS, threading.get_native_id(), SENDER_NICENESS)
 
 
 def _send_blocking(fd: int, path: Path, offset: int, count: int, stall_ms: int) -> int:

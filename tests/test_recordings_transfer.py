@@ -12,11 +12,13 @@ from typing import Any
 
 import aiohttp
 import pytest
+from sqlalchemy import update
 
-from recordings.api import SEND_THREADS
+from journal.models import Recording
+from recordings.api import PLAYBACK_INDEX, SEND_THREADS
 from recordings.storage import LocalStorage, StoredFile
 from recordings.transfer import ClientStalled, SendfileThreads, _send_blocking
-from tests.helpers import bearer, create_user, login
+from tests.helpers import bearer, create_user, login, wait_for
 from tests.test_recordings import replay
 from tests.test_recordings_http import SCENARIOS, needs_traces, recordings_by_number
 
@@ -146,3 +148,50 @@ async def test_a_file_that_shrank_after_stat_cuts_the_connection(
     with pytest.raises(aiohttp.ClientPayloadError):  # never a silently short "complete" body
         async with harness.http.get(url, headers=bearer(token)) as resp:
             await resp.read()
+
+
+@needs_traces
+async def test_a_hand_over_to_an_smo_takes_effect_at_once_for_remembered_recordings(
+        tmp_path: Path, make_settings: Any, start_service: Any, replay_peer: Any) -> None:
+    harness, _admin = await _admin_harness(tmp_path, make_settings, start_service, replay_peer)
+    await create_user(harness.services, "op101", "operator", extension="101")
+    await create_user(harness.services, "smo1", "smo", smo="SMO1")
+    operator, smo = await login(harness, "op101"), await login(harness, "smo1")
+    (number, rec), = (await recordings_by_number(harness)).items()
+    url = harness.url(f"/api/v1/requests/{number}/recordings/{rec.id}")
+    index = harness.server.app[PLAYBACK_INDEX]
+
+    async def status(token: str) -> int:
+        async with harness.http.get(url, headers=bearer(token) | {"Range": "bytes=0-9"}) as r:
+            await r.read()
+            return r.status
+
+    assert [await status(operator) for _ in range(5)] == [206] * 5
+    assert index.loads == 1  # one database read for the burst of a player's Range requests
+    assert await status(smo) == 404
+    async with harness.http.post(harness.url(f"/api/v1/requests/{number}/route"),
+                                 headers=bearer(operator),
+                                 json={"to": "smo", "smo": "SMO1"}) as resp:
+        assert resp.status == 200
+    await wait_for(lambda: index.loads == 1 and not index._entries)
+    assert await status(operator) == 404  # no longer the fund's: refused at once
+    assert await status(smo) == 206
+
+
+@needs_traces
+async def test_a_recording_not_yet_linked_is_served_as_soon_as_it_is(
+        tmp_path: Path, make_settings: Any, start_service: Any, replay_peer: Any) -> None:
+    harness, admin = await _admin_harness(tmp_path, make_settings, start_service, replay_peer)
+    (number, rec), = (await recordings_by_number(harness)).items()
+    async with harness.services.db.sessions.begin() as session:
+        await session.execute(update(Recording).where(Recording.id == rec.id)
+                              .values(status="pending"))
+    url = harness.url(f"/api/v1/requests/{number}/recordings/{rec.id}")
+    async with harness.http.get(url, headers=bearer(admin)) as resp:
+        assert resp.status == 404
+        assert (await resp.json())["error"]["code"] == "recording_unavailable"
+    async with harness.services.db.sessions.begin() as session:
+        await session.execute(update(Recording).where(Recording.id == rec.id)
+                              .values(status="linked"))
+    async with harness.http.get(url, headers=bearer(admin)) as resp:
+        assert resp.status == 200

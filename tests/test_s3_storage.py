@@ -25,6 +25,7 @@ from sqlalchemy import select, update
 from config import ConfigError, load_settings
 from hotline.service import STOP_HOOKS_KEY
 from journal.models import Recording, Request
+from recordings.api import PLAYBACK_INDEX
 from recordings.reconcile import reconcile, verify
 from recordings.retention import purge
 from recordings.s3 import (
@@ -393,6 +394,7 @@ async def test_worker_links_and_http_serves_a_recording_from_s3(
         raise StorageUnavailable("S3 at 127.0.0.1:1: connection refused")
 
     storage.stat = store_down  # type: ignore[method-assign]
+    harness.server.app[PLAYBACK_INDEX].clear()  # ask the store, not its last answer
     async with harness.http.get(url, headers=bearer(token)) as resp:
         assert resp.status == 503  # "try again later", not a server fault
         assert (await resp.json())["error"]["code"] == "storage_unavailable"
