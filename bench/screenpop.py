@@ -98,6 +98,7 @@ def run_service(conn: Any, ami_port: int, clients: int, workdir: str,
     from config import load_settings
     from hotline.assembly import build_services
     from hotline.logs import setup_logging
+    from hotline.runtime import settle_heap
     from hotline.web.app import create_app
     from hotline.web.ws import HUB
     from journal.models import Request, User
@@ -164,6 +165,7 @@ def run_service(conn: Any, ami_port: int, clients: int, workdir: str,
         site = web.TCPSite(runner, "127.0.0.1", 0)
         await site.start()
         port = site._server.sockets[0].getsockname()[1]  # type: ignore[union-attr]
+        settle_heap()  # as `hotline serve` does once it listens
         conn.send(("ready", port, tokens, _rss_kib()))
         loop = asyncio.get_running_loop()
         await loop.run_in_executor(None, conn.recv)  # "start"

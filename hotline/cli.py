@@ -31,6 +31,7 @@ async def run_service(settings: Settings, *, until: asyncio.Event | None = None,
                       announce: bool = True) -> None:
     """Run the service until SIGINT/SIGTERM (or ``until`` is set)."""
     from hotline.assembly import build_services
+    from hotline.runtime import settle_heap
     from hotline.web.app import create_app
 
     services = build_services(settings)
@@ -39,6 +40,7 @@ async def run_service(settings: Settings, *, until: asyncio.Event | None = None,
     await runner.setup()
     site = web.TCPSite(runner, settings.http_host, settings.http_port)
     await site.start()
+    settle_heap()
     if announce:
         print(f"hotline: listening on http://{settings.http_host}:{settings.http_port}/ "
               f"(AMI {settings.ami_host}:{settings.ami_port}, database "

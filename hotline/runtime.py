@@ -1,0 +1,24 @@
+"""Process-level tuning for a service whose event loop must not stall.
+
+Python's cyclic garbage collector stops the event loop while it walks objects. With the default
+thresholds (700, 10, 10) the service — a thousand websocket connections, the ORM, aiohttp — ran
+a collection every few milliseconds and a full one every few seconds, and bench/screenpop saw a
+full collection hold the loop for ~240 ms: a screen pop late by that much. ``settle_heap`` runs
+once after start-up: it collects what start-up left behind and freezes the rest (``gc.freeze``:
+libraries, the application and the schema move to a permanent generation that collections
+skip), then raises the thresholds so that collections are rarer; each young collection then
+walks at most ``GC_THRESHOLDS[0]`` objects (about 10 ms). Memory use is unchanged in practice:
+the service creates few reference cycles (reference counting frees the rest at once).
+"""
+
+from __future__ import annotations
+
+import gc
+
+GC_THRESHOLDS = (10_000, 50, 1_000)
+
+
+def settle_heap() -> None:
+    gc.collect()
+    gc.freeze()
+    gc.set_threshold(*GC_THRESHOLDS)

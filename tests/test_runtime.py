@@ -1,0 +1,19 @@
+"""The process tuning `hotline serve` applies once it listens."""
+
+from __future__ import annotations
+
+import gc
+
+from hotline.runtime import GC_THRESHOLDS, settle_heap
+
+
+def test_settle_heap_freezes_start_up_objects_and_makes_collections_rarer() -> None:
+    before = gc.get_threshold()
+    try:
+        settle_heap()
+        assert gc.get_freeze_count() > 10_000  # the libraries and the app, skipped from now on
+        assert gc.get_threshold() == GC_THRESHOLDS
+        assert gc.isenabled()  # cycles created later are still collected
+    finally:
+        gc.unfreeze()
+        gc.set_threshold(*before)
