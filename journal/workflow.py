@@ -331,6 +331,19 @@ def parse_time(value: Any, name: str, settings: Settings) -> datetime:
     return parsed.astimezone(UTC)
 
 
+def optional_time(body: dict[str, Any], name: str, default: datetime, settings: Settings,
+                  errors: dict[str, str]) -> datetime:
+    """``body[name]`` as a time if given, else ``default``; a bad value goes into ``errors``
+    (so every field's message is reported at once)."""
+    if body.get(name) is None:
+        return default
+    try:
+        return parse_time(body[name], name, settings)
+    except Invalid as exc:
+        errors.update(exc.fields)
+        return default
+
+
 async def defer_request(session: AsyncSession, user: Principal, request: Request,
                         body: dict[str, Any], settings: Settings,
                         remote: str | None) -> Outcome:
@@ -344,12 +357,7 @@ async def defer_request(session: AsyncSession, user: Principal, request: Request
     except ValueError as exc:
         errors["contact_phone"] = str(exc)
     at = now_utc()
-    due = default_due(at, settings)
-    if body.get("due_at") is not None:
-        try:
-            due = parse_time(body["due_at"], "due_at", settings)
-        except Invalid as exc:
-            errors.update(exc.fields)
+    due = optional_time(body, "due_at", default_due(at, settings), settings, errors)
     if errors:
         raise Invalid(errors)
     await bump_version(session, request, parse_version(body, required=False), at)
@@ -467,12 +475,7 @@ async def urgent_contact(session: AsyncSession, user: Principal, request: Reques
         else:
             values[name] = value.strip()
     at = now_utc()
-    contacted_at = at
-    if body.get("contacted_at") is not None:
-        try:
-            contacted_at = parse_time(body["contacted_at"], "contacted_at", settings)
-        except Invalid as exc:
-            errors.update(exc.fields)
+    contacted_at = optional_time(body, "contacted_at", at, settings, errors)
     if errors:
         raise Invalid(errors)
     await bump_version(session, request, parse_version(body, required=False), at)

@@ -144,58 +144,31 @@ def _settings(request: web.Request) -> Any:
 
 
 # ------------------------------------------------------------------ request writes
-async def patch(request: web.Request) -> web.Response:
-    async def act(session: AsyncSession, user: Principal, found: Request,
-                  body: dict[str, Any]) -> Outcome:
-        return await patch_request(session, user, found, body, await active_codes(session),
-                                   remote_of(request))
-    return await _run(request, act)
+def _write(apply: Callable[..., Awaitable[Outcome]], *, codes: bool = False,
+           settings: bool = False,
+           status: int = 200) -> Callable[[web.Request], Awaitable[web.Response]]:
+    """A handler running one domain action: ``apply(session, user, request, body, [topic
+    codes | settings], remote)`` inside ``_run`` (visibility, errors, notifications)."""
+    async def handle(request: web.Request) -> web.Response:
+        async def act(session: AsyncSession, user: Principal, found: Request,
+                      body: dict[str, Any]) -> Outcome:
+            extra: list[Any] = []
+            if codes:
+                extra.append(await active_codes(session))
+            if settings:
+                extra.append(_settings(request))
+            return await apply(session, user, found, body, *extra, remote_of(request))
+        return await _run(request, act, status=status)
+    return handle
 
 
-async def close(request: web.Request) -> web.Response:
-    async def act(session: AsyncSession, user: Principal, found: Request,
-                  body: dict[str, Any]) -> Outcome:
-        return await close_request(session, user, found, body, remote_of(request))
-    return await _run(request, act)
-
-
-async def correction(request: web.Request) -> web.Response:
-    async def act(session: AsyncSession, user: Principal, found: Request,
-                  body: dict[str, Any]) -> Outcome:
-        return await correct_request(session, user, found, body, await active_codes(session),
-                                     remote_of(request))
-    return await _run(request, act, status=201)
-
-
-async def route(request: web.Request) -> web.Response:
-    async def act(session: AsyncSession, user: Principal, found: Request,
-                  body: dict[str, Any]) -> Outcome:
-        return await route_request(session, user, found, body, _settings(request),
-                                   remote_of(request))
-    return await _run(request, act)
-
-
-async def defer(request: web.Request) -> web.Response:
-    async def act(session: AsyncSession, user: Principal, found: Request,
-                  body: dict[str, Any]) -> Outcome:
-        return await defer_request(session, user, found, body, _settings(request),
-                                   remote_of(request))
-    return await _run(request, act)
-
-
-async def done(request: web.Request) -> web.Response:
-    async def act(session: AsyncSession, user: Principal, found: Request,
-                  body: dict[str, Any]) -> Outcome:
-        return await callback_done(session, user, found, body, remote_of(request))
-    return await _run(request, act)
-
-
-async def urgent(request: web.Request) -> web.Response:
-    async def act(session: AsyncSession, user: Principal, found: Request,
-                  body: dict[str, Any]) -> Outcome:
-        return await urgent_contact(session, user, found, body, _settings(request),
-                                    remote_of(request))
-    return await _run(request, act)
+patch = _write(patch_request, codes=True)
+close = _write(close_request)
+correction = _write(correct_request, codes=True, status=201)
+route = _write(route_request, settings=True)
+defer = _write(defer_request, settings=True)
+done = _write(callback_done)
+urgent = _write(urgent_contact, settings=True)
 
 
 async def click_to_call(request: web.Request) -> web.Response:
