@@ -19,8 +19,6 @@ from __future__ import annotations
 
 import asyncio
 import contextlib
-import time
-from collections import OrderedDict
 from collections.abc import AsyncIterator
 from dataclasses import dataclass
 
@@ -29,6 +27,7 @@ from sqlalchemy import select
 from journal.bus import Bus, Subscription
 from journal.db import Database
 from journal.models import Recording, Request
+from journal.ttlcache import TtlCache
 from recordings.check import SERVABLE
 from recordings.storage import RecordingStorage, StoredFile
 
@@ -54,42 +53,33 @@ class PlaybackIndex:
                  max_entries: int = 10_000) -> None:
         self.db = db
         self.bus = bus
-        self.ttl_s = ttl_s
-        self.stat_ttl_s = stat_ttl_s
-        self.max_entries = max_entries
         self.loads = 0  # database reads (tests)
-        self._entries: OrderedDict[tuple[int, int], tuple[float, Playable]] = OrderedDict()
+        self._entries: TtlCache[tuple[int, int], Playable] = TtlCache(ttl_s, max_entries)
+        self._files: TtlCache[str, StoredFile] = TtlCache(stat_ttl_s, max_entries)
         self._subscription: Subscription | None = None
         self._forgets = 0  # a load that saw a forget happen meanwhile is not remembered
-        self._files: OrderedDict[str, tuple[float, StoredFile]] = OrderedDict()
 
     async def get(self, number: int, recording_id: int) -> Playable | None:
         """The recording ``recording_id`` of request ``number``, or None if it has no such."""
         key = (number, recording_id)
         cached = self._entries.get(key)
-        if cached is not None and time.monotonic() < cached[0]:
-            return cached[1]
+        if cached is not None:
+            return cached
         forgets = self._forgets
         found = await self._load(number, recording_id)
         if found is not None and found.status in SERVABLE and not found.purged \
                 and self._subscription is not None and forgets == self._forgets:
-            self._entries[key] = (time.monotonic() + self.ttl_s, found)
-            self._entries.move_to_end(key)
-            while len(self._entries) > self.max_entries:
-                self._entries.popitem(last=False)
+            self._entries.put(key, found)
         return found
 
     async def stat(self, storage: RecordingStorage, relative: str) -> StoredFile | None:
         """The stored file, as ``storage.stat`` saw it at most ``stat_ttl_s`` ago."""
         cached = self._files.get(relative)
-        if cached is not None and time.monotonic() < cached[0]:
-            return cached[1]
+        if cached is not None:
+            return cached
         found = await storage.stat(relative)
         if found is not None:
-            self._files[relative] = (time.monotonic() + self.stat_ttl_s, found)
-            self._files.move_to_end(relative)
-            while len(self._files) > self.max_entries:
-                self._files.popitem(last=False)
+            self._files.put(relative, found)
         return found
 
     async def _load(self, number: int, recording_id: int) -> Playable | None:
@@ -115,8 +105,7 @@ class PlaybackIndex:
 
     def forget(self, number: int) -> None:
         self._forgets += 1
-        for key in [k for k in self._entries if k[0] == number]:
-            del self._entries[key]
+        self._entries.remove_if(lambda key, _playable: key[0] == number)
 
     async def follow(self) -> None:
         """Forget requests as their notifications go by (run as a task while serving).
