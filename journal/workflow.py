@@ -25,6 +25,7 @@ from journal.bus import Notification
 from journal.intake import next_request_number
 from journal.models import Request, RequestAction, UrgentContact
 from journal.queries import iso, request_summary
+from journal.refusal import Refusal
 from journal.users import Principal
 from journal.validation import (
     TEXT_LIMITS,
@@ -47,15 +48,8 @@ CITIZEN_FIELDS = ("full_name", "address_as", "contact_phone", "policy_number", "
                   "territory", "medical_org", "kind", "topic", "summary")
 
 
-class WorkflowError(Exception):
-    """An action refused: HTTP status, machine code, Russian message, extra JSON fields."""
-
-    def __init__(self, status: int, code: str, message: str, **extra: Any) -> None:
-        super().__init__(message)
-        self.status = status
-        self.code = code
-        self.message = message
-        self.extra = extra
+class WorkflowError(Refusal):
+    """A journal action refused (not allowed, not possible in the request's state)."""
 
 
 @dataclass(slots=True)

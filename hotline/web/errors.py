@@ -8,16 +8,13 @@ from typing import Any
 import structlog
 from aiohttp import web
 
+from journal.refusal import Refusal
+
 log = structlog.get_logger(__name__)
 
 
-class ApiError(Exception):
-    def __init__(self, status: int, code: str, message: str, **extra: Any) -> None:
-        super().__init__(message)
-        self.status = status
-        self.code = code
-        self.message = message
-        self.extra = extra
+class ApiError(Refusal):
+    """A request refused by the web layer itself (bad id, no access, …)."""
 
 
 def error_response(status: int, code: str, message: str, **extra: Any) -> web.Response:
@@ -32,7 +29,7 @@ Handler = Callable[[web.Request], Awaitable[web.StreamResponse]]
 async def error_middleware(request: web.Request, handler: Handler) -> web.StreamResponse:
     try:
         return await handler(request)
-    except ApiError as exc:
+    except Refusal as exc:  # the web layer's own (ApiError) and the domain's
         return error_response(exc.status, exc.code, exc.message, **exc.extra)
     except web.HTTPRequestEntityTooLarge:
         return error_response(413, "too_large", "Слишком большой запрос")

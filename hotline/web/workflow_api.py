@@ -2,8 +2,9 @@
 click-to-call, urgent contacts, the topic classifier and reports).
 
 Each write runs in one transaction; notifications are stored and published only after the
-commit. Domain refusals (journal.workflow.WorkflowError, journal.validation.Invalid, the closed
-request guards) become the contract's JSON errors here.
+commit. A domain refusal (journal.workflow.WorkflowError) reaches the error middleware as it is,
+a version conflict with the current request added; journal.validation.Invalid and the closed
+request guards become the contract's JSON errors here.
 """
 
 from __future__ import annotations
@@ -119,7 +120,7 @@ async def _run(request: web.Request, action: Action, status: int = 200) -> web.R
         if exc.code == "version_conflict":
             raise ApiError(409, exc.code, exc.message,
                            current=await _current_json(request, number)) from None
-        raise ApiError(exc.status, exc.code, exc.message, **exc.extra) from None
+        raise  # answered as it is by the error middleware
     except Invalid as exc:
         raise ApiError(422, "invalid", exc.message, fields=exc.fields) from None
     except ClosedRequestError:
