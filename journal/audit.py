@@ -1,10 +1,11 @@
 """The append-only audit log: who did or saw what, when, and from where.
 
 A change writes its record in its own transaction (``audit``): both land or neither does.
-A read that is served (a playback, a download) has no transaction of its own; its record goes
-through ``AuditWriter``, which commits the records of concurrent readers together and lets each
-of them go on only once its record is durable — nothing is served unaudited, and a burst of 50
-playbacks costs one commit instead of 50 that queue behind SQLite's single writer.
+A read that is served (a request, a list, the audit log, a report, a playback) has no transaction
+of its own; its record goes through ``AuditWriter``, which commits the records of concurrent
+readers together and lets each go on only once its record is durable — nothing is served
+unaudited, and a burst of 50 playbacks costs one commit instead of 50 queued behind SQLite's
+single writer.
 """
 
 from __future__ import annotations

@@ -66,14 +66,14 @@ async def audit_list(request: web.Request) -> web.Response:
     limit = _int_param(request, "limit", 50, 1, MAX_LIMIT)
     offset = _int_param(request, "offset", 0, 0, 10**9)
     services = request.app[SERVICES]
-    async with services.db.sessions.begin() as session:
+    async with services.db.session() as session:
         total = await session.scalar(
             select(func.count()).select_from(AuditEntry).where(*conditions))
         rows = await session.scalars(select(AuditEntry).where(*conditions)
                                      .order_by(AuditEntry.id.desc()).limit(limit).offset(offset))
         items = [audit_json(entry) for entry in rows]
-        audit(session, user, "read_audit", remote=remote_of(request), query=dict(query),
-              count=len(items))
+    await services.audit_log.record(user, "read_audit", remote=remote_of(request),
+                                    query=dict(query), count=len(items))
     return web.json_response({"items": items, "total": int(total or 0)})
 
 

@@ -10,7 +10,6 @@ from hotline.web.auth import current_user, remote_of
 from hotline.web.context import SERVICES
 from hotline.web.errors import ApiError
 from journal.access import can_see_request
-from journal.audit import audit
 from journal.models import LEVELS, STATUSES, Request
 from journal.queries import (
     RequestFilter,
@@ -84,20 +83,21 @@ async def requests_list(request: web.Request) -> web.Response:
         offset=_int_param(request, "offset", 0, 0, 10**9),
     )
     services = request.app[SERVICES]
-    async with services.db.sessions.begin() as session:
+    async with services.db.session() as session:
         items, total = await list_requests(session, user, flt)
-        audit(session, user, "list_requests", remote=remote_of(request),
-              query=dict(request.query), count=len(items))
+    await services.audit_log.record(user, "list_requests", remote=remote_of(request),
+                                    query=dict(request.query), count=len(items))
     return web.json_response({"items": items, "total": total})
 
 
 async def request_get(request: web.Request) -> web.Response:
     number = parse_number(request)
     services = request.app[SERVICES]
-    async with services.db.sessions.begin() as session:
+    async with services.db.session() as session:
         found = await get_visible_request(request, session, number)
         data = await request_detail(session, found)
-        audit(session, current_user(request), "read_request", number, remote_of(request))
+    await services.audit_log.record(current_user(request), "read_request", number,
+                                    remote_of(request))
     return web.json_response(data)
 
 

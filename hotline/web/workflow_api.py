@@ -234,10 +234,10 @@ async def callbacks(request: web.Request) -> web.Response:
     # (or only their own with mine=1).
     mine = user.role != "admin" or request.query.get("mine") == "1"
     services = request.app[SERVICES]
-    async with services.db.sessions.begin() as session:
+    async with services.db.session() as session:
         items = await callback_due_list(session, user, due, services.settings, mine)
-        audit(session, user, "list_callbacks", remote=remote_of(request), due=due,
-              count=len(items))
+    await services.audit_log.record(user, "list_callbacks", remote=remote_of(request),
+                                    due=due, count=len(items))
     return web.json_response({"items": items, "total": len(items)})
 
 
@@ -318,10 +318,11 @@ async def _report(request: web.Request) -> dict[str, Any]:
     smo = user.smo if user.role == "smo" else (request.query.get("smo") or None)
     if user.role == "smo" and not smo:
         raise ApiError(403, "forbidden", "Пользователь СМО не привязан к СМО")
-    async with services.db.sessions.begin() as session:
+    async with services.db.session() as session:
         data = await summary(session, period, tz=tz, smo=smo,
                              compare=request.query.get("compare") in ("1", "true"))
-        audit(session, user, "report", remote=remote_of(request), period=period.label, smo=smo)
+    await services.audit_log.record(user, "report", remote=remote_of(request),
+                                    period=period.label, smo=smo)
     return data
 
 
