@@ -8,15 +8,61 @@ backlog. Several service instances would put PostgreSQL LISTEN/NOTIFY behind the
 from __future__ import annotations
 
 import asyncio
+from collections import deque
 from dataclasses import dataclass, field
 from typing import Any
 
 Notification = dict[str, Any]
 
 
+class NoteQueue:
+    """A bounded FIFO for one consumer: ``asyncio.Queue``'s methods that subscribers use, at a
+    fraction of the cost. A notification is put into every subscriber's queue — a thousand
+    websockets — while the event loop waits, and ``asyncio.Queue.put_nowait`` (task
+    accounting, getter wake-ups) made that ~1.5 ms per notification."""
+
+    __slots__ = ("_items", "_waiter", "maxsize")
+
+    def __init__(self, maxsize: int) -> None:
+        self.maxsize = maxsize
+        self._items: deque[Notification] = deque()
+        self._waiter: asyncio.Future[None] | None = None
+
+    def qsize(self) -> int:
+        return len(self._items)
+
+    def empty(self) -> bool:
+        return not self._items
+
+    def put_nowait(self, item: Notification) -> None:
+        if len(self._items) >= self.maxsize:
+            raise asyncio.QueueFull
+        self._items.append(item)
+        waiter = self._waiter
+        if waiter is not None:
+            self._waiter = None
+            if not waiter.done():
+                waiter.set_result(None)
+
+    def get_nowait(self) -> Notification:
+        if not self._items:
+            raise asyncio.QueueEmpty
+        return self._items.popleft()
+
+    async def get(self) -> Notification:
+        while not self._items:
+            waiter = self._waiter = asyncio.get_running_loop().create_future()
+            try:
+                await waiter
+            finally:
+                if self._waiter is waiter:
+                    self._waiter = None
+        return self._items.popleft()
+
+
 @dataclass(eq=False)
 class Subscription:
-    queue: asyncio.Queue[Notification]
+    queue: NoteQueue
     overflowed: bool = False
     meta: dict[str, Any] = field(default_factory=dict)
 
@@ -27,7 +73,7 @@ class Bus:
         self._subscribers: set[Subscription] = set()
 
     def subscribe(self, **meta: Any) -> Subscription:
-        subscription = Subscription(asyncio.Queue(self.queue_size), meta=meta)
+        subscription = Subscription(NoteQueue(self.queue_size), meta=meta)
         self._subscribers.add(subscription)
         return subscription
 
@@ -35,7 +81,7 @@ class Bus:
         self._subscribers.discard(subscription)
 
     def publish(self, notification: Notification) -> None:
-        for subscription in list(self._subscribers):
+        for subscription in tuple(self._subscribers):
             if subscription.overflowed:
                 continue
             try:

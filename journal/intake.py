@@ -33,13 +33,15 @@ from typing import Any
 
 import structlog
 from sqlalchemy import bindparam, insert, select, union_all, update
+from sqlalchemy.engine import Connection
 from sqlalchemy.exc import DBAPIError, IntegrityError
-from sqlalchemy.ext.asyncio import AsyncConnection, AsyncSession
+from sqlalchemy.ext.asyncio import AsyncSession
 
 from journal.bus import Bus, Notification
 from journal.db import REQUEST_COUNTER, Database
 from journal.models import Call, CallLeg, CallLogEntry, Counter, Recording, Request, Transfer
 from journal.models import Notification as StoredNotification
+from journal.notify import SCOPE_KEY, Scope
 from journal.phones import normalize_phone
 from telephony.buffer import SpillingBuffer
 from telephony.callevents import (
@@ -60,6 +62,7 @@ from telephony.callevents import (
 log = structlog.get_logger(__name__)
 
 HISTORY_LIMIT = 10
+NEW_REQUEST_SCOPE = Scope("1", None, False)
 # Keys per IN (...) list and per UNION ALL: below SQLite's variable and compound-select limits.
 CHUNK = 400
 # SQLite refuses more than 500 terms in one compound SELECT.
@@ -90,6 +93,8 @@ class _Req:
     status: str = "new"
     closed: bool = False
     outcome: str | None = None
+    # Who may see it (level, SMO, corruption flag); told to the websocket hub with each note.
+    scope: Scope = NEW_REQUEST_SCOPE
     row: dict[str, Any] | None = None  # pending INSERT (a request new in this batch)
     changes: dict[str, Any] = field(default_factory=dict)  # pending UPDATE of a stored row
     version_inc: int = 0
@@ -246,10 +251,9 @@ class Intake:
             notes: list[Notification] = []
             state = _Batch()
             try:
-                async with self.db.sessions.begin() as session:
-                    conn = await session.connection()
-                    await self._apply_batch(conn, state, batch, notes)
-                    await self._store_notifications(session, notes)
+                await self.db.transact(
+                    lambda conn, state=state, notes=notes: self._transaction(conn, state,
+                                                                             batch, notes))
                 break
             except (IntegrityError, DBAPIError) as exc:
                 # A concurrent writer took the same Linkedid, or a deadlock / dropped
@@ -276,25 +280,32 @@ class Intake:
             await self.on_committed(batch)
         return True
 
-    async def _apply_batch(self, conn: AsyncConnection, st: _Batch,
+    def _transaction(self, conn: Connection, st: _Batch, batch: Sequence[CallEvent],
+                     notes: list[Notification]) -> None:
+        """The whole batch, inside one transaction (run by ``Database.transact``: on SQLite in
+        the database's writer thread, in one hop from the event loop)."""
+        self._apply_batch(conn, st, batch, notes)
+        self._store_notifications(conn, notes)
+
+    def _apply_batch(self, conn: Connection, st: _Batch,
                            batch: Sequence[CallEvent], notes: list[Notification]) -> None:
         run: list[CallEvent] = []
         for event in batch:
             if type(event) is CallStarted and event.direction != "inbound":
                 # The call-back look-up reads requests: write what came before it first.
-                await self._run(conn, st, run, notes)
+                self._run(conn, st, run, notes)
                 run = []
-                await self._outbound_started(conn, st, event)
+                self._outbound_started(conn, st, event)
             else:
                 run.append(event)
-        await self._run(conn, st, run, notes)
+        self._run(conn, st, run, notes)
         if st.logs:
-            await conn.execute(insert(CallLogEntry), [
+            conn.execute(insert(CallLogEntry), [
                 {"call_id": call.id, "at": at, "type": kind, "data": data}
                 for call, at, kind, data in st.logs])
 
     # ------------------------------------------------------------------ reading
-    async def _lock(self, conn: AsyncConnection, st: _Batch) -> None:
+    def _lock(self, conn: Connection, st: _Batch) -> None:
         """SQLite: take the write lock before reading, so what is read stays true until the
         commit (pysqlite begins the transaction only at the first write). PostgreSQL locks the
         request rows it reads instead (``FOR UPDATE``)."""
@@ -302,10 +313,10 @@ class Intake:
             return
         st.locked = True
         if self.db.is_sqlite:
-            await conn.execute(update(Counter).where(Counter.name == REQUEST_COUNTER)
+            conn.execute(update(Counter).where(Counter.name == REQUEST_COUNTER)
                                .values(value=Counter.value))
 
-    async def _load(self, conn: AsyncConnection, st: _Batch, events: Iterable[CallEvent]) -> None:
+    def _load(self, conn: Connection, st: _Batch, events: Iterable[CallEvent]) -> None:
         """Read, once, the stored state of every call the events name that the batch does not
         know yet: the call, its request (locked), its legs; transfers and recording paths."""
         missing = list(dict.fromkeys(e.linkedid for e in events if e.linkedid not in st.calls))
@@ -316,26 +327,25 @@ class Intake:
             fresh: list[_Call] = []
             for chunk in _chunks(missing):
                 if not self.db.is_sqlite:
-                    await conn.execute(
+                    conn.execute(
                         select(Request.id).join(Call, Call.request_id == Request.id)
                         .where(Call.pbx_id == self.pbx_id, Call.linkedid.in_(chunk))
                         .order_by(Request.id).with_for_update(of=Request))
-                rows = await conn.execute(
+                rows = conn.execute(
                     select(Call.id, Call.linkedid, Call.request_id, Call.queued_at.is_not(None),
                            Call.answered_at.is_not(None), Call.ended_at.is_not(None),
                            Request.number, Request.caller_normalized, Request.caller_number,
                            Request.operator, Request.status, Request.closed_at.is_not(None),
-                           Request.outcome)
+                           Request.outcome, Request.level, Request.smo, Request.corruption)
                     .outerjoin(Request, Request.id == Call.request_id)
                     .where(Call.pbx_id == self.pbx_id, Call.linkedid.in_(chunk)))
-                for (call_id, linkedid, request_id, queued, answered, ended, number, caller_n,
-                     caller, operator, status, closed, outcome) in rows:
+                for (call_id, linkedid, request_id, queued, answered, ended,
+                     *request_columns) in rows:
                     req = None
                     if request_id is not None:
                         req = st.reqs.get(request_id)
                         if req is None:
-                            req = self._known_request(st, request_id, number, caller_n, caller,
-                                                      operator, status, closed, outcome)
+                            req = self._known_request(st, request_id, *request_columns)
                     call = _Call(call_id, linkedid, req, bool(queued), bool(answered),
                                  bool(ended))
                     st.calls[linkedid] = call
@@ -345,7 +355,7 @@ class Intake:
                 st.calls.setdefault(linkedid, None)
             by_id = {call.id: call for call in fresh}
             for chunk in _chunks(list(by_id)):
-                rows = await conn.execute(
+                rows = conn.execute(
                     select(CallLeg.call_id, CallLeg.uniqueid, CallLeg.ended_at.is_not(None))
                     .where(CallLeg.call_id.in_(chunk)))
                 for call_id, uniqueid, ended in rows:
@@ -356,46 +366,47 @@ class Intake:
             call.transfers = set()
         stored = [call_id for call_id in wanted if call_id is not None]
         for chunk in _chunks(stored):
-            rows = await conn.execute(
+            rows = conn.execute(
                 select(Transfer.call_id, Transfer.kind, Transfer.from_extension, Transfer.to)
                 .where(Transfer.call_id.in_(chunk)))
             for call_id, kind, from_extension, to in rows:
                 wanted[call_id].transfers.add((kind, from_extension, to))  # type: ignore[union-attr]
         for chunk in _chunks(list(dict.fromkeys(paths))):
-            st.known_paths.update(await conn.scalars(
+            st.known_paths.update(conn.scalars(
                 select(Recording.pbx_path).where(Recording.pbx_id == self.pbx_id,
                                                  Recording.pbx_path.in_(chunk))))
 
     @staticmethod
     def _known_request(st: _Batch, request_id: int, number: int | None, caller_n: str | None,
                        caller: str | None, operator: str | None, status: str, closed: Any,
-                       outcome: str | None) -> _Req:
+                       outcome: str | None, level: str | None, smo: str | None,
+                       corruption: Any) -> _Req:
         req = _Req(request_id, number, caller_n or "", caller or "", operator, status,
-                   bool(closed), outcome)
+                   bool(closed), outcome, Scope(level, smo, bool(corruption)))
         st.reqs[request_id] = req
         st.by_caller[req.caller_normalized].append(req)
         return req
 
-    async def _outbound_started(self, conn: AsyncConnection, st: _Batch,
+    def _outbound_started(self, conn: Connection, st: _Batch,
                                 event: CallStarted) -> None:
         """An outbound call: stored only when it belongs to a request (a call-back)."""
-        await self._lock(conn, st)
-        await self._load(conn, st, [event])
+        self._lock(conn, st)
+        self._load(conn, st, [event])
         if st.calls.get(event.linkedid) is not None:
             return  # replay, reconnect or restart: the call is already in the journal
-        req = await self._callback_request(conn, st, event)
+        req = self._callback_request(conn, st, event)
         if req is None:
             return  # an outbound call nobody asked the journal to follow
         self._new_call(st, event, req)
 
-    async def _callback_request(self, conn: AsyncConnection, st: _Batch,
+    def _callback_request(self, conn: Connection, st: _Batch,
                                 event: CallStarted) -> _Req | None:
         """The open request a call-back belongs to: originated through the service, or dialling
         the number of an open request awaiting a deferred answer."""
         number = normalize_phone(event.line)
         columns = (Request.id, Request.number, Request.caller_normalized, Request.caller_number,
                    Request.operator, Request.status, Request.closed_at.is_not(None),
-                   Request.outcome)
+                   Request.outcome, Request.level, Request.smo, Request.corruption)
         request_id = self.pending_callbacks.pop(number, None)
         if request_id is not None:
             st.taken_callbacks[number] = request_id
@@ -408,20 +419,20 @@ class Intake:
                      .order_by(Request.number.desc()).limit(1))
         if not self.db.is_sqlite:
             query = query.with_for_update(of=Request)
-        row = (await conn.execute(query)).first()
+        row = (conn.execute(query)).first()
         if row is None:
             return None
         known = st.reqs.get(row[0])
         return known if known is not None else self._known_request(st, *row)
 
     # ------------------------------------------------------------------ one run of events
-    async def _run(self, conn: AsyncConnection, st: _Batch, events: list[CallEvent],
+    def _run(self, conn: Connection, st: _Batch, events: list[CallEvent],
                    notes: list[Notification]) -> None:
         """Apply a run of events (no outbound CallStarted among them) and write it."""
         if not events:
             return
-        await self._lock(conn, st)
-        await self._load(conn, st, events)
+        self._lock(conn, st)
+        self._load(conn, st, events)
         # New requests of this run, counted exactly as _apply will create them; their numbers
         # come from one counter UPDATE (row-locked until the commit: gap-free, never reused).
         seen: set[str] = set()
@@ -432,7 +443,7 @@ class Intake:
                 seen.add(event.linkedid)
                 new += 1
         if new:
-            top = await conn.scalar(
+            top = conn.scalar(
                 update(Counter).where(Counter.name == REQUEST_COUNTER)
                 .values(value=Counter.value + new).returning(Counter.value))
             if top is None:
@@ -440,7 +451,7 @@ class Intake:
             st.next_number = int(top) - new + 1
         for event in events:
             self._apply(st, event, notes)
-        await self._write(conn, st)
+        self._write(conn, st)
 
     def _apply(self, st: _Batch, event: CallEvent, notes: list[Notification]) -> None:
         kind = type(event)
@@ -521,7 +532,7 @@ class Intake:
         self._log(st, call, event.at, "ringing", extension=event.extension, queue=event.queue)
         req = call.request
         if req is not None and req.number is not None:
-            note = self._note("call.ringing", req.number, event.at,
+            note = self._call_note("call.ringing", req, event.at,
                               caller_number=req.caller_number, extension=event.extension,
                               queue=event.queue, history=[])
             notes.append(note)
@@ -561,21 +572,21 @@ class Intake:
                 req.bump_version()
         self._log(st, call, event.at, "answered", extension=event.extension, queue=event.queue)
         if call.request_number is not None:
-            notes.append(self._note("call.answered", call.request_number, event.at,
+            notes.append(self._call_note("call.answered", call.request, event.at,
                                     extension=event.extension))
 
     def _held(self, st: _Batch, call: _Call, event: CallHeld,
               notes: list[Notification]) -> None:
         self._log(st, call, event.at, "held", extension=event.extension)
         if call.request_number is not None:
-            notes.append(self._note("call.held", call.request_number, event.at,
+            notes.append(self._call_note("call.held", call.request, event.at,
                                     extension=event.extension))
 
     def _unheld(self, st: _Batch, call: _Call, event: CallUnheld,
                 notes: list[Notification]) -> None:
         self._log(st, call, event.at, "unheld", extension=event.extension)
         if call.request_number is not None:
-            notes.append(self._note("call.unheld", call.request_number, event.at,
+            notes.append(self._call_note("call.unheld", call.request, event.at,
                                     extension=event.extension))
 
     def _transferred(self, st: _Batch, call: _Call, event: CallTransferred,
@@ -594,7 +605,7 @@ class Intake:
         req = call.request
         if req is None or req.number is None:
             return
-        notes.append(self._note("call.transferred", req.number, event.at,
+        notes.append(self._call_note("call.transferred", req, event.at,
                                 kind=event.kind, to=event.to, target=event.target,
                                 smo=event.smo, from_extension=event.from_extension))
         if event.target in ("l2", "smo"):
@@ -605,6 +616,8 @@ class Intake:
                                           "updated_at": event.at}
                 if event.target == "smo":
                     values["smo"] = event.smo
+                req.scope = Scope(level, event.smo if level == "smo" else None,
+                                  req.scope.corruption)
                 self._touch_req(st, req, **values)
                 req.bump_version()
             notes.append(self._note("request.routed", req.number, event.at,
@@ -644,7 +657,7 @@ class Intake:
             self._touch_req(st, req, outcome=event.outcome)
         self._log(st, call, event.at, "ended", outcome=event.outcome, reason=event.reason)
         if call.request_number is not None:
-            notes.append(self._note("call.ended", call.request_number, event.at,
+            notes.append(self._call_note("call.ended", call.request, event.at,
                                     outcome=event.outcome, reason=event.reason))
 
     # ------------------------------------------------------------------ pending changes
@@ -669,12 +682,12 @@ class Intake:
             st.dirty_reqs[req.id] = req
 
     # ------------------------------------------------------------------ writing
-    async def _write(self, conn: AsyncConnection, st: _Batch) -> None:
+    def _write(self, conn: Connection, st: _Batch) -> None:
         """Write what the run decided: inserts first (ids for what hangs off them), the
         screen-pop histories, then updates, transfers and recordings."""
         if st.new_reqs:
             rows = [req.row for req in st.new_reqs]
-            ids = list(await conn.scalars(
+            ids = list(conn.scalars(
                 insert(Request).returning(Request.id, sort_by_parameter_order=True), rows))
             for req, request_id in zip(st.new_reqs, ids, strict=True):
                 req.id = request_id
@@ -682,14 +695,14 @@ class Intake:
                 st.reqs[request_id] = req
             st.new_reqs.clear()
         if st.pops:
-            await self._histories(conn, st)
+            self._histories(conn, st)
         if st.new_calls:
             rows = []
             for call in st.new_calls:
                 row = dict(call.row)  # type: ignore[arg-type]
                 row["request_id"] = row.pop("request").id
                 rows.append(row)
-            ids = list(await conn.scalars(
+            ids = list(conn.scalars(
                 insert(Call).returning(Call.id, sort_by_parameter_order=True), rows))
             for call, call_id in zip(st.new_calls, ids, strict=True):
                 call.id = call_id
@@ -700,10 +713,10 @@ class Intake:
             for call, leg in st.new_legs:
                 rows.append({"call_id": call.id, **leg.row})  # type: ignore[dict-item]
                 leg.row = None
-            await conn.execute(insert(CallLeg), rows)
+            conn.execute(insert(CallLeg), rows)
             st.new_legs.clear()
         if st.dirty_legs:
-            await _update_many(conn, _LEGS, (
+            _update_many(conn, _LEGS, (
                 ({"_call_id": call.id, "_uniqueid": leg.uniqueid}, leg.changes)
                 for call, leg in st.dirty_legs),
                 lambda: (_LEGS.c.call_id == bindparam("_call_id"))
@@ -712,14 +725,14 @@ class Intake:
                 leg.changes = {}
             st.dirty_legs.clear()
         if st.dirty_calls:
-            await _update_many(conn, _CALLS, (
+            _update_many(conn, _CALLS, (
                 ({"_id": call.id}, call.changes) for call in st.dirty_calls.values()),
                 lambda: _CALLS.c.id == bindparam("_id"))
             for call in st.dirty_calls.values():
                 call.changes = {}
             st.dirty_calls.clear()
         if st.dirty_reqs:
-            await _update_many(conn, _REQUESTS, (
+            _update_many(conn, _REQUESTS, (
                 ({"_id": req.id}, {**req.changes, **({"_version_inc": req.version_inc}
                                                      if req.version_inc else {})})
                 for req in st.dirty_reqs.values()),
@@ -729,16 +742,16 @@ class Intake:
                 req.version_inc = 0
             st.dirty_reqs.clear()
         if st.transfers:
-            await conn.execute(insert(Transfer), [
+            conn.execute(insert(Transfer), [
                 {"call_id": call.id, **row} for call, row in st.transfers])
             st.transfers.clear()
         if st.recordings:
-            await conn.execute(insert(Recording), [
+            conn.execute(insert(Recording), [
                 {"request_id": call.request_id, "call_id": call.id, **row}
                 for call, row in st.recordings])
             st.recordings.clear()
 
-    async def _histories(self, conn: AsyncConnection, st: _Batch) -> None:
+    def _histories(self, conn: Connection, st: _Batch) -> None:
         """Fill the screen pops' ``history``: that caller's other requests, newest first.
 
         One query for every caller of the run (a UNION ALL of per-caller ``ORDER BY created_at
@@ -759,7 +772,7 @@ class Intake:
             ]
             query = parts[0] if len(parts) == 1 else union_all(
                 *[select(part.subquery()) for part in parts])
-            for row in await conn.execute(query):
+            for row in conn.execute(query):
                 found[row[0]].append(row)
         for rows in found.values():
             rows.sort(key=lambda row: _sort_time(row[2]), reverse=True)
@@ -797,8 +810,17 @@ class Intake:
               **data: Any) -> Notification:
         return {"type": note_type, "at": _iso(at), "request_number": request_number, **data}
 
+    @classmethod
+    def _call_note(cls, note_type: str, req: _Req | None, at: datetime,
+                   **data: Any) -> Notification:
+        """A ``call.*`` note, telling the hub who may see it (no database look-up there)."""
+        note = cls._note(note_type, req.number if req is not None else None, at, **data)
+        if req is not None:
+            note[SCOPE_KEY] = req.scope
+        return note
+
     @staticmethod
-    async def _store_notifications(session: AsyncSession, notes: list[Notification]) -> None:
+    def _store_notifications(conn: Connection, notes: list[Notification]) -> None:
         """Keep notifications so a reconnecting page can ask for what it missed.
 
         One multi-row INSERT … RETURNING for the whole batch (not one per notification); the
@@ -807,15 +829,16 @@ class Intake:
         if not notes:
             return
         rows = [{"at": datetime.fromisoformat(n["at"]), "type": n["type"],
-                 "request_number": n.get("request_number"), "payload": n} for n in notes]
-        ids = await session.scalars(
+                 "request_number": n.get("request_number"),
+                 "payload": {k: v for k, v in n.items() if k != SCOPE_KEY}} for n in notes]
+        ids = conn.scalars(
             insert(StoredNotification).returning(StoredNotification.id,
                                                  sort_by_parameter_order=True), rows)
         for note, row_id in zip(notes, ids, strict=True):
             note["id"] = row_id
 
 
-async def _update_many(conn: AsyncConnection, table: Any,
+def _update_many(conn: Connection, table: Any,
                        items: Iterable[tuple[dict[str, Any], dict[str, Any]]],
                        where: Callable[[], Any]) -> None:
     """UPDATE rows by key with ``executemany``: one statement per set of changed columns.
@@ -834,7 +857,7 @@ async def _update_many(conn: AsyncConnection, table: Any,
                 values["version"] = table.c.version + bindparam(f"v_{column}")
             else:
                 values[column] = bindparam(f"v_{column}")
-        await conn.execute(update(table).where(where()).values(values), rows)
+        conn.execute(update(table).where(where()).values(values), rows)
 
 
 def _chunks(items: Sequence[Any], size: int = CHUNK) -> Iterator[Sequence[Any]]:

@@ -32,6 +32,9 @@ from journal.users import Principal
 Note = dict[str, Any]
 # Every ``request.*`` note may change who sees the request (routing, corruption flag).
 ROUTING_PREFIX = "request."
+# A note may carry its request's scope as of that note (the intake knows it, having read and
+# locked the request in the transaction that wrote the note); never stored nor sent.
+SCOPE_KEY = "_scope"
 # These also reach whoever saw the request just before, so their pages can drop it.
 LEAVING_TYPES = frozenset({"request.routed", "request.updated"})
 
@@ -99,23 +102,21 @@ class ScopeCache:
         self._entries: OrderedDict[int, _Entry] = OrderedDict()
         self._loading: dict[int, asyncio.Future[_Entry]] = {}
 
-    async def _entry(self, number: int) -> _Entry:
+    async def _entry(self, number: int, told: tuple[Scope, int] | None = None) -> _Entry:
+        """The request's entry, read again once ``ttl_s`` old. ``told``: its scope as of a
+        note id, from whoever committed that note (the intake) — as good as a read."""
         entry = self._entries.get(number)
         if entry is not None and time.monotonic() - entry.loaded_at < self.ttl_s:
             return entry
+        if told is not None:
+            return self._refresh(number, entry, *told)
         pending = self._loading.get(number)
         if pending is not None:
             return await asyncio.shield(pending)
         future: asyncio.Future[_Entry] = asyncio.get_running_loop().create_future()
         self._loading[number] = future
         try:
-            scope, as_of = await self._load(number)
-            fresh = _Entry(scope, as_of, time.monotonic())
-            if entry is not None:
-                fresh.prior = entry.latest()
-                fresh.ids, fresh.scopes = entry.ids, entry.scopes
-            entry = fresh
-            self._put(number, entry)
+            entry = self._refresh(number, entry, *await self._load(number))
             future.set_result(entry)
             return entry
         except BaseException as exc:
@@ -124,6 +125,15 @@ class ScopeCache:
             raise
         finally:
             del self._loading[number]
+
+    def _refresh(self, number: int, old: _Entry | None, scope: Scope, as_of: int) -> _Entry:
+        """Replace an entry by a fresh reading, keeping the transitions the stream reported."""
+        fresh = _Entry(scope, as_of, time.monotonic())
+        if old is not None:
+            fresh.prior = old.latest()
+            fresh.ids, fresh.scopes = old.ids, old.scopes
+        self._put(number, fresh)
+        return fresh
 
     def _put(self, number: int, entry: _Entry) -> None:
         self._entries[number] = entry
@@ -156,8 +166,11 @@ class ScopeCache:
             scope = _apply(UNKNOWN, note) or UNKNOWN
             self._put(number, _Entry(scope, note_id, time.monotonic()))
             return UNKNOWN, scope
-        entry = await self._entry(number)
-        if str(note.get("type", "")).startswith(ROUTING_PREFIX) and isinstance(note_id, int):
+        routing = str(note.get("type", "")).startswith(ROUTING_PREFIX)
+        told = note.get(SCOPE_KEY)
+        entry = await self._entry(number, (told, note_id) if isinstance(told, Scope)
+                                  and isinstance(note_id, int) and not routing else None)
+        if routing and isinstance(note_id, int):
             before = entry.at(note_id - 1)
             after = _apply(before, note)
             if after is None:

@@ -16,6 +16,7 @@ import contextlib
 import json
 from dataclasses import dataclass, field
 from datetime import UTC, datetime
+from itertools import islice
 from urllib.parse import urlsplit
 
 import structlog
@@ -46,6 +47,7 @@ CLOSE_SLOW = 4008
 CLOSE_SESSION_ENDED = 4001
 CLOSE_GOING_AWAY = 1001
 MAX_WRITE_BUFFER = 1 << 20  # bytes a client may leave unread before it counts as slow
+FLUSH_SLICE = 100  # connections written between two turns of the event loop (~1 ms)
 
 
 @dataclass(eq=False)
@@ -150,16 +152,31 @@ class Hub:
     # ----------------------------------------------------------- fan-out
     async def _dispatch(self) -> None:
         """Wake once per burst of notifications (not once per connection and notification)
-        and write to every connection from its own bounded subscription queue."""
+        and write to every connection from its own bounded subscription queue.
+
+        The writes go out in slices of ``FLUSH_SLICE`` connections with a turn of the event
+        loop between them: one burst to a thousand sockets is ~10 ms of work, and in one piece
+        it would hold up the intake's commits and the AMI reader (the next screen pop) for
+        that long. A burst that arrives meanwhile is judged at once and its ringing phones
+        go to the front of what is left to write.
+        """
         trigger = self.services.bus.subscribe(kind="ws-dispatch")
+        pending: dict[Connection, None] = {}  # connections still to write, in order
         try:
             while True:
-                batch = [await trigger.queue.get()]
-                while not trigger.queue.empty():
-                    batch.append(trigger.queue.get_nowait())
-                trigger.overflowed = False  # only a wake-up call: connections have the notes
-                await self._judge_all(batch)
-                await self.flush(self._pop_first(batch))
+                if not pending or not trigger.queue.empty():
+                    batch = [] if pending else [await trigger.queue.get()]
+                    while not trigger.queue.empty():
+                        batch.append(trigger.queue.get_nowait())
+                    trigger.overflowed = False  # only a wake-up call: connections have the notes
+                    await self._judge_all(batch)
+                    pending = self._write_order(batch, pending)
+                conns = list(islice(pending, FLUSH_SLICE))
+                for conn in conns:
+                    del pending[conn]
+                await self.flush(conns)
+                if pending:
+                    await asyncio.sleep(0)
         finally:
             self.services.bus.unsubscribe(trigger)
 
@@ -172,13 +189,17 @@ class Hub:
         while len(self._verdicts) > 4096:
             del self._verdicts[next(iter(self._verdicts))]
 
-    def _pop_first(self, notes: list[dict[str, object]]) -> list[Connection]:
-        """Connections in write order: the phones that ring in this burst first (the pop)."""
+    def _write_order(self, notes: list[dict[str, object]],
+                     pending: dict[Connection, None]) -> dict[Connection, None]:
+        """Every connection, in write order: the phones that ring in this burst first (the
+        pop), then those still waiting from an earlier burst, then the rest."""
         ringing = {n.get("extension") for n in notes if n.get("type") == "call.ringing"}
-        if not ringing:
-            return list(self.connections)
-        first = [c for c in self.connections if c.user.extension in ringing]
-        return first + [c for c in self.connections if c.user.extension not in ringing]
+        order = dict.fromkeys(c for c in self.connections if c.user.extension in ringing) \
+            if ringing else {}
+        order.update(pending)
+        for conn in self.connections:
+            order.setdefault(conn, None)
+        return order
 
     async def flush(self, conns: list[Connection]) -> None:
         """Write what each connection's queue holds, as far as its socket takes it."""

@@ -379,7 +379,7 @@ function onEvent(frame) {
         .catch(() => {});
     } else if (frame.type === "call.ended" || frame.type === "call.transferred") {
       // The timeline grew: refresh the side panels if the form is untouched.
-      if (!form.isDirty()) form.reload().catch(() => {});
+      if (!form.isDirty()) form.reload({ background: true }).catch(() => {});
     }
   }
   if (!document.getElementById("view-list").hidden && frame.type.startsWith("request.")) {

@@ -196,6 +196,8 @@ export class RequestForm {
     this.onLoaded = onLoaded || (() => {});
     this.withActions = actions;
     this.request = null;
+    this.loadSeq = 0;  // bumped by every load
+    this.saving = false;
     this.inputs = {};
     this.errors = {};
     this.hints = {};
@@ -211,6 +213,7 @@ export class RequestForm {
 
   /** Render (or re-render) for ``request`` (the JSON of GET /api/v1/requests/{n}). */
   load(request) {
+    this.loadSeq = (this.loadSeq || 0) + 1;  // a background reload begun earlier gives way
     this.request = request;
     this.root.textContent = "";
     this.inputs = {};
@@ -442,10 +445,28 @@ export class RequestForm {
     this.banner.hidden = !message;
   }
 
-  async reload() {
+  /**
+   * Fetch the request again and show it. A background refresh (the call or another user moved
+   * the request on) gives way to whatever happened while it was fetching — the operator's
+   * edits, a save, another request opened — and keeps the banner on screen.
+   */
+  async reload({ background = false } = {}) {
     if (!this.request || this.retired.has(this.request.number)) return;
+    const seq = this.loadSeq;
     const fresh = await api(`/api/v1/requests/${this.request.number}`);
+    if (!background) {
+      this.load(fresh);
+      return;
+    }
+    if (seq !== this.loadSeq || this.saving || this.isDirty()) return;
+    const banner = this.banner.hidden ? null
+      : { text: this.banner.textContent, className: this.banner.className };
     this.load(fresh);
+    if (banner) {
+      this.banner.className = banner.className;
+      this.banner.textContent = banner.text;
+      this.banner.hidden = false;
+    }
   }
 
   /** Another user (or the PBX) changed the request: reload unless the operator is typing. */
@@ -456,7 +477,7 @@ export class RequestForm {
         "при расхождении будут показаны обе версии.", "warning");
       return;
     }
-    await this.reload();
+    await this.reload({ background: true });
   }
 
   async save() {
@@ -478,10 +499,11 @@ export class RequestForm {
       return;
     }
     this.saveButton.disabled = true;
+    this.saving = true;
     try {
       const saved = await api(`/api/v1/requests/${this.request.number}`, {
         method: "PATCH", body: { ...diff, version: this.request.version },
-      });
+      }).finally(() => { this.saving = false; });
       this.load(saved);
       this.showBanner(`Заявка № ${saved.number} сохранена.`, "success");
       for (const [name, message] of Object.entries(saved.warnings || {})) {

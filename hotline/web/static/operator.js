@@ -74,7 +74,7 @@ function renderCard() {
 /** The call moved on (answered, ended): show the fresh status/operator unless typing. */
 function refreshForm(number) {
   if (form.request && form.request.number === number && !form.isDirty()) {
-    form.reload().catch(() => {});
+    form.reload({ background: true }).catch(() => {});
   }
 }
 
