@@ -2,15 +2,13 @@
 
 from __future__ import annotations
 
-import asyncio
 from collections.abc import AsyncIterator, Callable
-from concurrent.futures import ThreadPoolExecutor
 from contextlib import asynccontextmanager
 from pathlib import Path
 from typing import Any, TypeVar
 
-from sqlalchemy import Engine, event, insert, select
-from sqlalchemy.engine import Connection, create_engine, make_url
+from sqlalchemy import event, insert, select
+from sqlalchemy.engine import Connection, make_url
 from sqlalchemy.ext.asyncio import (
     AsyncEngine,
     AsyncSession,
@@ -19,6 +17,7 @@ from sqlalchemy.ext.asyncio import (
 )
 
 from journal.models import Base, Counter
+from journal.writer import LoopWriter, SqliteWriter, Writer
 
 REQUEST_COUNTER = "request"
 
@@ -51,13 +50,10 @@ class Database:
         if self.is_sqlite:
             event.listen(self.engine.sync_engine, "connect", _sqlite_pragmas)
         self.sessions = async_sessionmaker(self.engine, expire_on_commit=False)
-        # SQLite file: the writer's own connection and thread (see ``transact``).
-        self._writer: Engine | None = None
-        self._writer_thread: ThreadPoolExecutor | None = None  # started on first use
-        if self.is_sqlite and parsed.database and parsed.database != ":memory:":
-            self._writer = create_engine(parsed.set(drivername="sqlite"), pool_size=1,
-                                         max_overflow=0, connect_args={"timeout": 30})
-            event.listen(self._writer, "connect", _sqlite_pragmas)
+        # Where the intake's transactions run (see ``transact``).
+        self._writer: Writer = SqliteWriter(parsed, _sqlite_pragmas) if self.is_sqlite else \
+            LoopWriter(url, echo=echo, pool_size=2, max_overflow=2,
+                       connect_args=kwargs.get("connect_args", {}))
 
     @asynccontextmanager
     async def session(self) -> AsyncIterator[AsyncSession]:
@@ -82,35 +78,15 @@ class Database:
 
     async def transact(self, work: Callable[[Connection], T]) -> T:
         """Run ``work`` inside one transaction (committed when it returns, rolled back when it
-        raises) and return what it returns.
-
-        On SQLite it runs in a thread of its own on a plain ``sqlite3`` connection: the whole
-        transaction is one hop from the event loop. Through aiosqlite each statement is three
-        or four hops (cursor, execute, fetch, close), and under load each hop waits for a turn
-        of a loop busy fanning notifications out to a thousand websockets — that wait, not
-        SQLite, was most of a screen pop's delay. On PostgreSQL asyncpg needs no threads:
-        ``work`` runs on the loop through SQLAlchemy's ``run_sync``.
-        """
-        writer = self._writer
-        if writer is None:
-            async with self.engine.begin() as conn:
-                return await conn.run_sync(work)
-        if self._writer_thread is None:
-            self._writer_thread = ThreadPoolExecutor(1, thread_name_prefix="sqlite-writer")
-
-        def in_thread() -> T:
-            with writer.begin() as conn:
-                return work(conn)
-
-        return await asyncio.get_running_loop().run_in_executor(self._writer_thread, in_thread)
+        raises) and return what it returns: in one hand-over to a thread of its own
+        (journal/writer.py), so that its statements do not wait for turns of the service's
+        event loop."""
+        return await self._writer.run(work)
 
     async def dispose(self) -> None:
         """Close every connection (the database object stays usable: it reconnects)."""
         await self.engine.dispose()
-        thread, self._writer_thread = self._writer_thread, None
-        if self._writer is not None and thread is not None:
-            await asyncio.get_running_loop().run_in_executor(thread, self._writer.dispose)
-            thread.shutdown(wait=True)
+        await self._writer.close()
 
 
 def _sqlite_pragmas(dbapi_connection: Any, _record: Any) -> None:

@@ -340,3 +340,65 @@ async def test_hello_offers_where_to_resume_from(make_settings: Any, start_servi
     assert again.events[0]["type"] == "request.created"
     assert hello["last_event_id"] >= max(f["id"] for f in again.events)
     await again.close()
+
+
+async def test_call_events_are_judged_by_the_scope_the_intake_tells(
+        make_settings: Any, start_service: Any, replay_peer: Any) -> None:
+    """With the scope cache expiring at once, the call events of a request handed to an SMO
+    still reach exactly whom they should — judged by the scope the intake attached (read in
+    the transaction that wrote the note), not by a database look-up per note; and that scope
+    is neither stored nor sent."""
+    from sqlalchemy import select
+
+    from hotline.web.ws import HUB
+    from journal.models import Notification
+
+    harness = await service_for(trace_items(S05), make_settings, start_service, replay_peer)
+    scopes = harness.server.app[HUB].scopes
+    scopes.ttl_s = 0.0
+    operator = await connect(harness, await signed_in(harness, "op101", "operator",
+                                                      extension="101"))
+    smo1 = await connect(harness, await signed_in(harness, "smo1", "smo", smo="SMO1"))
+    smo2 = await connect(harness, await signed_in(harness, "smo2", "smo", smo="SMO2"))
+    start_ami(harness.services)
+    await wait_for(ended(smo1), 20)
+    await asyncio.sleep(0.2)
+
+    kinds = [f["type"] for f in operator.events]
+    assert kinds[:2] == ["request.created", "call.ringing"] and "call.ended" not in kinds
+    assert smo1.of_type("call.ended") and smo2.events == []
+    call_notes = [f for f in operator.events + smo1.events if f["type"].startswith("call.")]
+    assert len(call_notes) >= 4
+    # Only a routing note may need the database (its "before" scope); call events never.
+    assert scopes.loads <= len(smo1.of_type("request.routed"))
+    for frame in operator.events + smo1.events:
+        assert not any(key.startswith("_scope") for key in frame)
+    async with harness.services.db.session() as session:
+        payloads = list(await session.scalars(select(Notification.payload)))
+    assert payloads and all("_scope" not in (p or {}) for p in payloads)
+    for client in (operator, smo1, smo2):
+        await client.close()
+
+
+async def test_the_ringing_phone_is_written_first_in_a_burst(
+        make_settings: Any, start_service: Any, replay_peer: Any) -> None:
+    """The hub writes a burst in slices; the connection of the phone that rings goes first,
+    ahead of connections still waiting from an earlier burst."""
+    from hotline.web.ws import HUB
+
+    harness = await service_for(trace_items(S01), make_settings, start_service, replay_peer)
+    hub = harness.server.app[HUB]
+    admin = await connect(harness, await signed_in(harness, "admin", "admin"))
+    operator = await connect(harness, await signed_in(harness, "op101", "operator",
+                                                      extension="101"))
+    by_login = {c.user.login: c for c in hub.connections}
+    hub._to_write.extend([by_login["admin"]])  # left over from an earlier burst
+    hub._queued_for_write.add(by_login["admin"])
+    hub._order_writes([{"type": "call.ringing", "extension": "101", "request_number": 1}])
+    assert list(hub._to_write) == [by_login["op101"], by_login["admin"]]
+    hub._order_writes([{"type": "call.answered", "request_number": 1}])
+    assert list(hub._to_write) == [by_login["op101"], by_login["admin"]]  # no duplicates
+    await hub._write_slice()
+    assert not hub._to_write and not hub._queued_for_write
+    await admin.close()
+    await operator.close()

@@ -14,9 +14,11 @@ from __future__ import annotations
 import asyncio
 import contextlib
 import json
+import time
+from collections import deque
+from collections.abc import Iterable
 from dataclasses import dataclass, field
 from datetime import UTC, datetime
-from itertools import islice
 from urllib.parse import urlsplit
 
 import structlog
@@ -47,7 +49,8 @@ CLOSE_SLOW = 4008
 CLOSE_SESSION_ENDED = 4001
 CLOSE_GOING_AWAY = 1001
 MAX_WRITE_BUFFER = 1 << 20  # bytes a client may leave unread before it counts as slow
-FLUSH_SLICE = 100  # connections written between two turns of the event loop (~1 ms)
+WRITE_SLICE_S = 0.001  # fan-out work between two turns of the event loop
+RETRY = "_retry"  # wakes the dispatcher for connections handed to it by the watchdog
 
 
 @dataclass(eq=False)
@@ -83,6 +86,9 @@ class Hub:
         self._verdicts: dict[int, tuple[Scope, Scope]] = {}
         self._watchdog: asyncio.Task[None] | None = None
         self._dispatcher: asyncio.Task[None] | None = None
+        self._trigger: Subscription | None = None
+        self._to_write: deque[Connection] = deque()  # the dispatcher's work, in order
+        self._queued_for_write: set[Connection] = set()
         self._background: set[asyncio.Task[None]] = set()
 
     # ----------------------------------------------------------- lifecycle
@@ -154,30 +160,29 @@ class Hub:
         """Wake once per burst of notifications (not once per connection and notification)
         and write to every connection from its own bounded subscription queue.
 
-        The writes go out in slices of ``FLUSH_SLICE`` connections with a turn of the event
-        loop between them: one burst to a thousand sockets is ~10 ms of work, and in one piece
-        it would hold up the intake's commits and the AMI reader (the next screen pop) for
-        that long. A burst that arrives meanwhile is judged at once and its ringing phones
-        go to the front of what is left to write.
+        The writes go out in slices of about ``WRITE_SLICE_S`` with a turn of the event loop
+        between them: one burst to a thousand sockets is ~10 ms of work, and in one piece it
+        would hold up the intake's commits and the AMI reader (the next screen pop) for that
+        long. A burst that arrives meanwhile is judged at once and its ringing phones go to
+        the front of what is left to write.
         """
-        trigger = self.services.bus.subscribe(kind="ws-dispatch")
-        pending: dict[Connection, None] = {}  # connections still to write, in order
+        trigger = self._trigger = self.services.bus.subscribe(kind="ws-dispatch")
         try:
             while True:
-                if not pending or not trigger.queue.empty():
-                    batch = [] if pending else [await trigger.queue.get()]
+                if not self._to_write or not trigger.queue.empty():
+                    batch = [] if self._to_write else [await trigger.queue.get()]
                     while not trigger.queue.empty():
                         batch.append(trigger.queue.get_nowait())
                     trigger.overflowed = False  # only a wake-up call: connections have the notes
-                    await self._judge_all(batch)
-                    pending = self._write_order(batch, pending)
-                conns = list(islice(pending, FLUSH_SLICE))
-                for conn in conns:
-                    del pending[conn]
-                await self.flush(conns)
-                if pending:
+                    notes = [n for n in batch if n.get("type") != RETRY]
+                    if notes:
+                        await self._judge_all(notes)
+                        self._order_writes(notes)
+                await self._write_slice()
+                if self._to_write:
                     await asyncio.sleep(0)
         finally:
+            self._trigger = None
             self.services.bus.unsubscribe(trigger)
 
     async def _judge_all(self, notes: list[dict[str, object]]) -> None:
@@ -189,19 +194,40 @@ class Hub:
         while len(self._verdicts) > 4096:
             del self._verdicts[next(iter(self._verdicts))]
 
-    def _write_order(self, notes: list[dict[str, object]],
-                     pending: dict[Connection, None]) -> dict[Connection, None]:
-        """Every connection, in write order: the phones that ring in this burst first (the
-        pop), then those still waiting from an earlier burst, then the rest."""
+    def _order_writes(self, notes: list[dict[str, object]]) -> None:
+        """Every connection is to be written, in this order: the phones that ring in this
+        burst first (the pop), then those still waiting from before, then the rest."""
         ringing = {n.get("extension") for n in notes if n.get("type") == "call.ringing"}
-        order = dict.fromkeys(c for c in self.connections if c.user.extension in ringing) \
-            if ringing else {}
-        order.update(pending)
-        for conn in self.connections:
-            order.setdefault(conn, None)
-        return order
+        first = [c for c in self.connections if c.user.extension in ringing] if ringing else []
+        order = deque(first)
+        seen = set(first)
+        order.extend(c for c in self._to_write if c not in seen)
+        seen.update(self._to_write)
+        order.extend(c for c in self.connections if c not in seen)
+        self._to_write = order
+        self._queued_for_write = set(order)
 
-    async def flush(self, conns: list[Connection]) -> None:
+    async def _write_slice(self) -> None:
+        """Write connections from the front of ``_to_write`` for about ``WRITE_SLICE_S``."""
+        deadline = time.perf_counter() + WRITE_SLICE_S
+        to_write, queued = self._to_write, self._queued_for_write
+        while to_write:
+            conn = to_write.popleft()
+            queued.discard(conn)
+            await self.flush((conn,))
+            if time.perf_counter() >= deadline:
+                return
+
+    def _retry_later(self, conns: list[Connection]) -> None:
+        """Hand connections to the dispatcher (their socket was full, or they overflowed)."""
+        fresh = [c for c in conns if c not in self._queued_for_write]
+        self._to_write.extend(fresh)
+        self._queued_for_write.update(fresh)
+        if fresh and self._trigger is not None:
+            with contextlib.suppress(asyncio.QueueFull):  # a full queue wakes it anyway
+                self._trigger.queue.put_nowait({"type": RETRY})
+
+    async def flush(self, conns: Iterable[Connection]) -> None:
         """Write what each connection's queue holds, as far as its socket takes it."""
         for conn in conns:
             if not conn.live or conn.closing or conn.flushing:
@@ -287,8 +313,8 @@ class Hub:
         while True:
             await asyncio.sleep(self.watch_interval_s)
             # Retry clients whose socket was full; drop those whose queue overflowed.
-            await self.flush([c for c in self.connections if not c.subscription.queue.empty()
-                              or c.subscription.overflowed])
+            self._retry_later([c for c in self.connections if not c.subscription.queue.empty()
+                               or c.subscription.overflowed])
             if loop.time() >= next_check:
                 next_check = loop.time() + self.revalidate_every_s
                 try:
