@@ -82,6 +82,32 @@ def run_peer(conn: Any, calls: int, stagger_s: float, speed: float) -> None:
 
 
 # ------------------------------------------------------------------ the service
+class GcPauses:
+    """How long each garbage collection held the service's event loop, by generation."""
+
+    def __init__(self) -> None:
+        self.pauses: dict[int, list[float]] = {}
+        self._began = 0.0
+
+    def _callback(self, phase: str, info: dict[str, int]) -> None:
+        if phase == "start":
+            self._began = time.perf_counter()
+        else:
+            self.pauses.setdefault(info["generation"], []).append(
+                (time.perf_counter() - self._began) * 1000)
+
+    def start(self) -> None:
+        import gc
+
+        gc.callbacks.append(self._callback)
+
+    def stop(self) -> dict[int, list[float]]:
+        import gc
+
+        gc.callbacks.remove(self._callback)
+        return self.pauses
+
+
 def _rss_kib() -> tuple[int, int]:
     fields = dict(line.split(":", 1) for line in
                   Path("/proc/self/status").read_text().splitlines() if ":" in line)
@@ -140,6 +166,7 @@ def run_service(conn: Any, ami_port: int, clients: int, workdir: str,
             publish(note)
 
         services.bus.publish = timed_publish  # type: ignore[method-assign]
+        pauses = GcPauses()
 
         # 1,000 users: every 10th an admin, a few SMO and auditors, the rest operators;
         # one password hash for all (argon2 a thousand times would only slow the set-up).
@@ -169,6 +196,7 @@ def run_service(conn: Any, ami_port: int, clients: int, workdir: str,
         conn.send(("ready", port, tokens, _rss_kib()))
         loop = asyncio.get_running_loop()
         await loop.run_in_executor(None, conn.recv)  # "start"
+        pauses.start()
         s = settings
         services.ami = AmiClient(
             host=s.ami_host or "127.0.0.1", port=s.ami_port, username=s.ami_username,
@@ -182,7 +210,7 @@ def run_service(conn: Any, ami_port: int, clients: int, workdir: str,
         hub = app[HUB]
         conn.send(("report", {f"{lid}|{ext}": t for (lid, ext), t in arrivals.items()},
                    numbers, _rss_kib(), hub.sent, hub.dropped_slow, len(hub.connections),
-                   services.health(), published))
+                   services.health(), published, pauses.stop()))
         await loop.run_in_executor(None, conn.recv)  # "stop"
         await runner.cleanup()
         await services.stop()
@@ -354,7 +382,7 @@ async def main(args: argparse.Namespace) -> int:
         await asyncio.sleep(1.0)
     elapsed = time.monotonic() - started
     svc_conn.send("report")
-    _, arrivals, numbers, rss, sent, dropped, connected, health, published = \
+    _, arrivals, numbers, rss, sent, dropped, connected, health, published, gc_pauses = \
         await loop.run_in_executor(None, svc_conn.recv)
 
     group_conn.send("report")
@@ -394,6 +422,9 @@ async def main(args: argparse.Namespace) -> int:
     print(line("call.ringing, every recipient", fanout))
     print(line("  of the pop: AMI → published (intake + database)", journal))
     print(line("  of the pop: published → client (websocket hub)", hub))
+    print("service garbage collections while the calls ran: " + (", ".join(
+        f"generation {gen}: {len(ms)}, longest {max(ms):.1f} ms"
+        for gen, ms in sorted(gc_pauses.items())) or "none"))
     print(f"service RSS: {rss[0] / 1024:.0f} MiB now, {rss[1] / 1024:.0f} MiB peak "
           f"({rss_idle[0] / 1024:.0f} MiB before the clients connected)")
     ok = bool(pops) and pct(pops, 0.99) <= args.target_ms and len(pops) == args.calls

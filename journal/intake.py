@@ -6,7 +6,8 @@ from the ``counters`` row, updated in the same transaction as the insert, so num
 gap-free and never reused; the (pbx, Linkedid) unique key makes replay, reconnect and restart
 idempotent, and a concurrent writer that lost the race simply retries the batch.
 Notifications are published only after the commit: a screen pop never names an uncommitted
-request.
+request. The transaction is synchronous SQLAlchemy Core run by ``Database.transact`` in the
+database writer's own thread (journal/writer.py), one hand-over from the busy event loop.
 
 How a batch is applied (the speed comes from here, the result is the same as applying the
 events one by one): the rows the batch touches are read once (calls by Linkedid, their legs,
