@@ -77,6 +77,16 @@ async def service_for(items: list[Any], make_settings: Any, start_service: Any,
     return harness
 
 
+async def operator_and_smos(harness: Any) -> tuple[Client, Client, Client]:
+    """Op101 (the phone that answers s05) and the users of SMO1 (which gets the request) and
+    SMO2 (which must get nothing), connected before the call."""
+    operator = await connect(harness, await signed_in(harness, "op101", "operator",
+                                                      extension="101"))
+    smo1 = await connect(harness, await signed_in(harness, "smo1", "smo", smo="SMO1"))
+    smo2 = await connect(harness, await signed_in(harness, "smo2", "smo", smo="SMO2"))
+    return operator, smo1, smo2
+
+
 def ended(client: Client, count: int = 1) -> Any:
     return lambda: len(client.of_type("call.ended")) >= count
 
@@ -122,10 +132,7 @@ async def test_smo_routing_reaches_only_that_smo(make_settings: Any, start_servi
                                                  replay_peer: Any) -> None:
     harness = await service_for(trace_items(S05), make_settings, start_service, replay_peer)
     admin = await connect(harness, await signed_in(harness, "admin", "admin"))
-    operator = await connect(harness, await signed_in(harness, "op101", "operator",
-                                                      extension="101"))
-    smo1 = await connect(harness, await signed_in(harness, "smo1", "smo", smo="SMO1"))
-    smo2 = await connect(harness, await signed_in(harness, "smo2", "smo", smo="SMO2"))
+    operator, smo1, smo2 = await operator_and_smos(harness)
     start_ami(harness.services)
     await wait_for(ended(admin), 20)
     await harness.wait_calls_done()
@@ -356,10 +363,7 @@ async def test_call_events_are_judged_by_the_scope_the_intake_tells(
     harness = await service_for(trace_items(S05), make_settings, start_service, replay_peer)
     scopes = harness.server.app[HUB].scopes
     scopes.ttl_s = 0.0
-    operator = await connect(harness, await signed_in(harness, "op101", "operator",
-                                                      extension="101"))
-    smo1 = await connect(harness, await signed_in(harness, "smo1", "smo", smo="SMO1"))
-    smo2 = await connect(harness, await signed_in(harness, "smo2", "smo", smo="SMO2"))
+    operator, smo1, smo2 = await operator_and_smos(harness)
     start_ami(harness.services)
     await wait_for(ended(smo1), 20)
     await asyncio.sleep(0.2)
