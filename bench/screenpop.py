@@ -13,9 +13,15 @@ The process holding the other 900 clients (they stand for browsers on other mach
 ``--load-nice`` 10 by default: on a two-core machine at equal priority it takes the CPU from the
 service and from the measured pages (the service itself is not favoured: it runs at 0).
 
+The clients whose phones ring time each frame by the kernel's receive timestamp on their
+socket (``SO_TIMESTAMPNS``), which is the frame's arrival at the client; when their process then
+got a core to read it is printed too. On this kind of machine (everything on two shared cores)
+even the loopback delivery can lag by tens of ms when the kernel's softirq work is deferred to
+ksoftirqd, so "written → received by the client's kernel" is printed separately.
+
 Printed: p50 / p99 / max delay for the screen pop (the client bound to the ringing extension),
 split into AMI → published (intake and database), published → written to that client's
-socket (the hub) and written → read by the client (kernel and client scheduling); the delay for
+socket (the hub) and written → received by the client's kernel; the delay for
 every recipient of the pop (fan-out to admins and operators); frames sent, slow consumers
 dropped, the service's garbage collections and RSS. Target: screen-pop p99 ≤ 20 ms.
 
@@ -27,11 +33,14 @@ from __future__ import annotations
 import argparse
 import asyncio
 import base64
+import contextlib
 import json
 import multiprocessing as mp
 import os
 import re
+import socket
 import statistics
+import struct
 import sys
 import tempfile
 import time
@@ -252,7 +261,7 @@ class RawClient(asyncio.Protocol):
     thousand of them in one process measure the service, not the client library."""
 
     def __init__(self, ext: str, request: bytes, ready: Any,
-                 received: list[tuple[int, str, str, float]], counts: list[int]) -> None:
+                 received: list[tuple[int, str, str, float, float]], counts: list[int]) -> None:
         self.ext = ext
         self.request = request
         self.ready = ready
@@ -269,6 +278,11 @@ class RawClient(asyncio.Protocol):
 
     def data_received(self, data: bytes) -> None:
         now = time.monotonic()
+        self.feed(data, now, now)
+
+    def feed(self, data: bytes, arrived: float, read: float) -> None:
+        """Bytes from the socket: ``arrived`` when the kernel received them, ``read`` when
+        this process got to them (the same unless the socket is timestamped)."""
         buf = self.buffer
         buf += data
         if not self.upgraded:
@@ -300,7 +314,7 @@ class RawClient(asyncio.Protocol):
                 if b'"call.ringing"' in payload:
                     frame = json.loads(payload)
                     self.received.append((frame["request_number"], frame["extension"],
-                                          self.ext, now))
+                                          self.ext, arrived, read))
                 elif b'"hello"' in payload:
                     self.ready()
             elif opcode == 9 and self.transport is not None:  # ping → masked pong
@@ -312,8 +326,64 @@ class RawClient(asyncio.Protocol):
         del buf[:pos]
 
 
+class _SocketWriter:
+    """What RawClient needs of a transport, over a plain socket read with ``recvmsg``."""
+
+    def __init__(self, sock: socket.socket) -> None:
+        self.sock = sock
+
+    def write(self, data: bytes) -> None:
+        self.sock.send(data)
+
+    def close(self) -> None:
+        with contextlib.suppress(OSError):
+            asyncio.get_running_loop().remove_reader(self.sock.fileno())
+        self.sock.close()
+
+
+# Linux: the kernel's receive time of the data returned by recvmsg, as struct timespec
+# (CLOCK_REALTIME). Python's socket module does not name them.
+SO_TIMESTAMPNS = 35
+REALTIME_MINUS_MONOTONIC = time.time() - time.monotonic()
+
+
+async def _stamped_connection(port: int, client: RawClient) -> _SocketWriter:
+    """A connection whose frames are timed when the kernel received them, not when this
+    process got a CPU to read them: on a machine shared with the service and 900 other pages,
+    a page's process can wait tens of ms for a core, which a browser on its own machine does
+    not."""
+    loop = asyncio.get_running_loop()
+    sock = socket.socket()
+    sock.setsockopt(socket.SOL_SOCKET, SO_TIMESTAMPNS, 1)
+    sock.setblocking(False)
+    await loop.sock_connect(sock, ("127.0.0.1", port))
+    writer = _SocketWriter(sock)
+    client.transport = writer  # type: ignore[assignment]
+    sock.send(client.request)
+
+    def readable() -> None:
+        try:
+            data, ancillary, _flags, _addr = sock.recvmsg(1 << 16, socket.CMSG_SPACE(16))
+        except (BlockingIOError, InterruptedError):
+            return
+        read = time.monotonic()
+        if not data:
+            loop.remove_reader(sock.fileno())
+            return
+        arrived = read
+        for level, kind, payload in ancillary:
+            if level == socket.SOL_SOCKET and kind == SO_TIMESTAMPNS and len(payload) >= 16:
+                seconds, nanoseconds = struct.unpack("qq", payload[:16])
+                arrived = seconds + nanoseconds / 1e9 - REALTIME_MINUS_MONOTONIC
+        client.feed(data, min(arrived, read), read)
+
+    loop.add_reader(sock.fileno(), readable)
+    return writer
+
+
 async def run_clients(port: int, tokens: list[tuple[str, str]], ready: asyncio.Event,
-                      received: list[tuple[int, str, str, float]], counts: list[int]) -> Any:
+                      received: list[tuple[int, str, str, float, float]], counts: list[int],
+                      stamped: bool = False) -> Any:
     loop = asyncio.get_running_loop()
     connected = [0]
 
@@ -331,6 +401,10 @@ async def run_clients(port: int, tokens: list[tuple[str, str]], ready: asyncio.E
                        f"Host: 127.0.0.1:{port}\r\nUpgrade: websocket\r\n"
                        f"Connection: Upgrade\r\nSec-WebSocket-Key: {key}\r\n"
                        f"Sec-WebSocket-Version: 13\r\n\r\n").encode()
+            if stamped:
+                transports.append(await _stamped_connection(
+                    port, RawClient(ext, request, one_ready, received, counts)))
+                continue
             transport, _ = await loop.create_connection(
                 lambda e=ext, r=request: RawClient(e, r, one_ready, received, counts),
                 "127.0.0.1", port)
@@ -347,9 +421,9 @@ def run_client_group(conn: Any, port: int, tokens: list[tuple[str, str]]) -> Non
 
     async def main() -> None:
         ready = asyncio.Event()
-        received: list[tuple[int, str, str, float]] = []
+        received: list[tuple[int, str, str, float, float]] = []
         counts = [0]
-        sockets = await run_clients(port, tokens, ready, received, counts)
+        sockets = await run_clients(port, tokens, ready, received, counts, stamped=True)
         await asyncio.wait_for(ready.wait(), 120)
         conn.send(("ready", len(sockets)))
         await asyncio.get_running_loop().run_in_executor(None, conn.recv)  # "report"
@@ -382,7 +456,7 @@ async def main(args: argparse.Namespace) -> int:
     _, http_port, tokens, rss_idle = await loop.run_in_executor(None, svc_conn.recv)
 
     ready = asyncio.Event()
-    received: list[tuple[int, str, str, float]] = []
+    received: list[tuple[int, str, str, float, float]] = []
     counts = [0]
     t0 = time.monotonic()
     # Call n rings extension 1000 + n: the first `calls` users are the ones that get pops.
@@ -427,8 +501,10 @@ async def main(args: argparse.Namespace) -> int:
     journal: list[float] = []  # AMI arrival → notification published (intake, database)
     hub: list[float] = []      # published → frame at the bound client (websocket hub)
     to_socket: list[float] = []  # published → written to the bound client's socket
-    delivery: list[float] = []   # written → read by the client (kernel, client scheduling)
-    for number, ext, client_ext, at in received:
+    delivery: list[float] = []   # written → received by the client's kernel (loopback TCP)
+    reading: list[float] = []    # received → read by the client process (its CPU wait)
+    read_pops: list[float] = []  # the same, to when the client process read the frame
+    for number, ext, client_ext, at, read_at in received:
         lid = by_number.get(number)
         started_at = arrivals.get(f"{lid}|{ext}")
         if started_at is None:
@@ -437,6 +513,7 @@ async def main(args: argparse.Namespace) -> int:
         fanout.append(delay_ms)
         if client_ext == ext:
             pops.append(delay_ms)
+            read_pops.append((read_at - started_at) * 1000)
             published_at = published.get(f"{number}|{ext}")
             if published_at is not None:
                 journal.append((published_at - started_at) * 1000)
@@ -445,6 +522,7 @@ async def main(args: argparse.Namespace) -> int:
                 if written_at is not None:
                     to_socket.append((written_at - published_at) * 1000)
                     delivery.append((at - written_at) * 1000)
+                    reading.append((read_at - at) * 1000)
 
     def line(name: str, values: list[float]) -> str:
         if not values:
@@ -460,7 +538,9 @@ async def main(args: argparse.Namespace) -> int:
     print(line("  of the pop: AMI → published (intake + database)", journal))
     print(line("  of the pop: published → client (websocket hub)", hub))
     print(line("    published → written to the socket (service)", to_socket))
-    print(line("    written → read by the client (kernel, client process)", delivery))
+    print(line("    written → received by the client's kernel", delivery))
+    print(line("(received → read by the client process, waiting for a core)", reading))
+    print(line("(screen pop as read by the client process)", read_pops))
     print("service garbage collections while the calls ran: " + (", ".join(
         f"generation {gen}: {len(ms)}, longest {max(ms):.1f} ms"
         for gen, ms in sorted(gc_pauses.items())) or "none"))

@@ -33,7 +33,7 @@ from pathlib import PurePosixPath
 from typing import Any
 
 import structlog
-from sqlalchemy import bindparam, insert, select, union_all, update
+from sqlalchemy import and_, bindparam, insert, select, union_all, update
 from sqlalchemy.engine import Connection
 from sqlalchemy.exc import DBAPIError, IntegrityError
 from sqlalchemy.ext.asyncio import AsyncSession
@@ -289,7 +289,7 @@ class Intake:
         self._store_notifications(conn, notes)
 
     def _apply_batch(self, conn: Connection, st: _Batch,
-                           batch: Sequence[CallEvent], notes: list[Notification]) -> None:
+                     batch: Sequence[CallEvent], notes: list[Notification]) -> None:
         run: list[CallEvent] = []
         for event in batch:
             if type(event) is CallStarted and event.direction != "inbound":
@@ -315,7 +315,7 @@ class Intake:
         st.locked = True
         if self.db.is_sqlite:
             conn.execute(update(Counter).where(Counter.name == REQUEST_COUNTER)
-                               .values(value=Counter.value))
+                         .values(value=Counter.value))
 
     def _load(self, conn: Connection, st: _Batch, events: Iterable[CallEvent]) -> None:
         """Read, once, the stored state of every call the events name that the batch does not
@@ -325,42 +325,41 @@ class Intake:
         paths = [e.pbx_path for e in events if type(e) is RecordingStarted
                  and e.pbx_path not in st.known_paths]
         if missing:
-            fresh: list[_Call] = []
             for chunk in _chunks(missing):
                 if not self.db.is_sqlite:
                     conn.execute(
                         select(Request.id).join(Call, Call.request_id == Request.id)
                         .where(Call.pbx_id == self.pbx_id, Call.linkedid.in_(chunk))
                         .order_by(Request.id).with_for_update(of=Request))
+                # One row per leg of a call still in progress (one, leg-less, for an ended
+                # call): the legs come with their call rather than in a query of their own.
                 rows = conn.execute(
                     select(Call.id, Call.linkedid, Call.request_id, Call.queued_at.is_not(None),
                            Call.answered_at.is_not(None), Call.ended_at.is_not(None),
+                           CallLeg.uniqueid, CallLeg.ended_at.is_not(None),
                            Request.number, Request.caller_normalized, Request.caller_number,
                            Request.operator, Request.status, Request.closed_at.is_not(None),
                            Request.outcome, Request.level, Request.smo, Request.corruption)
                     .outerjoin(Request, Request.id == Call.request_id)
+                    .outerjoin(CallLeg, and_(CallLeg.call_id == Call.id,
+                                             Call.ended_at.is_(None)))
                     .where(Call.pbx_id == self.pbx_id, Call.linkedid.in_(chunk)))
-                for (call_id, linkedid, request_id, queued, answered, ended,
-                     *request_columns) in rows:
-                    req = None
-                    if request_id is not None:
-                        req = st.reqs.get(request_id)
-                        if req is None:
-                            req = self._known_request(st, request_id, *request_columns)
-                    call = _Call(call_id, linkedid, req, bool(queued), bool(answered),
-                                 bool(ended))
-                    st.calls[linkedid] = call
-                    if not call.ended:
-                        fresh.append(call)
+                for (call_id, linkedid, request_id, queued, answered, ended, leg_uniqueid,
+                     leg_ended, *request_columns) in rows:
+                    call = st.calls.get(linkedid)
+                    if call is None:
+                        req = None
+                        if request_id is not None:
+                            req = st.reqs.get(request_id)
+                            if req is None:
+                                req = self._known_request(st, request_id, *request_columns)
+                        call = _Call(call_id, linkedid, req, bool(queued), bool(answered),
+                                     bool(ended))
+                        st.calls[linkedid] = call
+                    if leg_uniqueid is not None:
+                        call.legs[leg_uniqueid] = _Leg(leg_uniqueid, bool(leg_ended))
             for linkedid in missing:
                 st.calls.setdefault(linkedid, None)
-            by_id = {call.id: call for call in fresh}
-            for chunk in _chunks(list(by_id)):
-                rows = conn.execute(
-                    select(CallLeg.call_id, CallLeg.uniqueid, CallLeg.ended_at.is_not(None))
-                    .where(CallLeg.call_id.in_(chunk)))
-                for call_id, uniqueid, ended in rows:
-                    by_id[call_id].legs[uniqueid] = _Leg(uniqueid, bool(ended))
         wanted = {c.id: c for lid in transfer_calls
                   if (c := st.calls.get(lid)) is not None and c.transfers is None}
         for call in wanted.values():
@@ -388,8 +387,7 @@ class Intake:
         st.by_caller[req.caller_normalized].append(req)
         return req
 
-    def _outbound_started(self, conn: Connection, st: _Batch,
-                                event: CallStarted) -> None:
+    def _outbound_started(self, conn: Connection, st: _Batch, event: CallStarted) -> None:
         """An outbound call: stored only when it belongs to a request (a call-back)."""
         self._lock(conn, st)
         self._load(conn, st, [event])
@@ -401,7 +399,7 @@ class Intake:
         self._new_call(st, event, req)
 
     def _callback_request(self, conn: Connection, st: _Batch,
-                                event: CallStarted) -> _Req | None:
+                          event: CallStarted) -> _Req | None:
         """The open request a call-back belongs to: originated through the service, or dialling
         the number of an open request awaiting a deferred answer."""
         number = normalize_phone(event.line)
@@ -428,7 +426,7 @@ class Intake:
 
     # ------------------------------------------------------------------ one run of events
     def _run(self, conn: Connection, st: _Batch, events: list[CallEvent],
-                   notes: list[Notification]) -> None:
+             notes: list[Notification]) -> None:
         """Apply a run of events (no outbound CallStarted among them) and write it."""
         if not events:
             return
@@ -840,8 +838,8 @@ class Intake:
 
 
 def _update_many(conn: Connection, table: Any,
-                       items: Iterable[tuple[dict[str, Any], dict[str, Any]]],
-                       where: Callable[[], Any]) -> None:
+                 items: Iterable[tuple[dict[str, Any], dict[str, Any]]],
+                 where: Callable[[], Any]) -> None:
     """UPDATE rows by key with ``executemany``: one statement per set of changed columns.
 
     ``_version_inc`` in the changes becomes ``version = version + :_version_inc``.
