@@ -2,9 +2,9 @@
 
 Four processes on loopback: the AMI replay peer, the service (SQLite in a temporary folder,
 HTTP on 127.0.0.1), one holding the 100 clients whose phones ring, and this one holding the
-other 900 websocket clients. The s01 trace is copied 100
-times with fresh ids (``refresh_ids``), each copy ringing its own extension (1001…1100), and
-the copies are interleaved (one call starting every ``--stagger`` seconds), so about 100 calls
+other 900 websocket clients. The s01 trace is copied 100 times with fresh ids
+(``refresh_ids``), each copy ringing its own extension (1001…1100), and the copies are
+interleaved (one call starting every ``--stagger`` seconds), so about 100 calls
 are in progress at once. The service records when each ``AgentCalled`` AMI event arrives (the
 pipeline's ``feed`` is wrapped); clients record when the ``call.ringing`` frame arrives.
 CLOCK_MONOTONIC is system-wide on Linux, so the two are comparable.

@@ -29,6 +29,7 @@ from collections import defaultdict
 from collections.abc import Awaitable, Callable, Iterable, Iterator, Sequence
 from dataclasses import dataclass, field
 from datetime import UTC, datetime
+from functools import partial
 from pathlib import PurePosixPath
 from typing import Any
 
@@ -70,6 +71,10 @@ CHUNK = 400
 HISTORY_CHUNK = 200
 
 _REQUESTS = Request.__table__
+# What a batch reads of a stored request, in ``Intake._known_request``'s argument order.
+_REQUEST_FACTS = (Request.number, Request.caller_normalized, Request.caller_number,
+                  Request.operator, Request.status, Request.closed_at.is_not(None),
+                  Request.outcome, Request.level, Request.smo, Request.corruption)
 _CALLS = Call.__table__
 _LEGS = CallLeg.__table__
 
@@ -252,9 +257,8 @@ class Intake:
             notes: list[Notification] = []
             state = _Batch()
             try:
-                await self.db.transact(
-                    lambda conn, state=state, notes=notes: self._transaction(conn, state,
-                                                                             batch, notes))
+                await self.db.transact(partial(self._transaction, st=state, batch=batch,
+                                               notes=notes))
                 break
             except (IntegrityError, DBAPIError) as exc:
                 # A concurrent writer took the same Linkedid, or a deadlock / dropped
@@ -336,10 +340,7 @@ class Intake:
                 rows = conn.execute(
                     select(Call.id, Call.linkedid, Call.request_id, Call.queued_at.is_not(None),
                            Call.answered_at.is_not(None), Call.ended_at.is_not(None),
-                           CallLeg.uniqueid, CallLeg.ended_at.is_not(None),
-                           Request.number, Request.caller_normalized, Request.caller_number,
-                           Request.operator, Request.status, Request.closed_at.is_not(None),
-                           Request.outcome, Request.level, Request.smo, Request.corruption)
+                           CallLeg.uniqueid, CallLeg.ended_at.is_not(None), *_REQUEST_FACTS)
                     .outerjoin(Request, Request.id == Call.request_id)
                     .outerjoin(CallLeg, and_(CallLeg.call_id == Call.id,
                                              Call.ended_at.is_(None)))
@@ -403,9 +404,7 @@ class Intake:
         """The open request a call-back belongs to: originated through the service, or dialling
         the number of an open request awaiting a deferred answer."""
         number = normalize_phone(event.line)
-        columns = (Request.id, Request.number, Request.caller_normalized, Request.caller_number,
-                   Request.operator, Request.status, Request.closed_at.is_not(None),
-                   Request.outcome, Request.level, Request.smo, Request.corruption)
+        columns = (Request.id, *_REQUEST_FACTS)
         request_id = self.pending_callbacks.pop(number, None)
         if request_id is not None:
             st.taken_callbacks[number] = request_id
@@ -418,7 +417,7 @@ class Intake:
                      .order_by(Request.number.desc()).limit(1))
         if not self.db.is_sqlite:
             query = query.with_for_update(of=Request)
-        row = (conn.execute(query)).first()
+        row = conn.execute(query).first()
         if row is None:
             return None
         known = st.reqs.get(row[0])
@@ -532,8 +531,8 @@ class Intake:
         req = call.request
         if req is not None and req.number is not None:
             note = self._call_note("call.ringing", req, event.at,
-                              caller_number=req.caller_number, extension=event.extension,
-                              queue=event.queue, history=[])
+                                   caller_number=req.caller_number, extension=event.extension,
+                                   queue=event.queue, history=[])
             notes.append(note)
             if req.caller_normalized:
                 # The history is read when this run is written; what it must not show yet
@@ -572,21 +571,21 @@ class Intake:
         self._log(st, call, event.at, "answered", extension=event.extension, queue=event.queue)
         if call.request_number is not None:
             notes.append(self._call_note("call.answered", call.request, event.at,
-                                    extension=event.extension))
+                                         extension=event.extension))
 
     def _held(self, st: _Batch, call: _Call, event: CallHeld,
               notes: list[Notification]) -> None:
         self._log(st, call, event.at, "held", extension=event.extension)
         if call.request_number is not None:
             notes.append(self._call_note("call.held", call.request, event.at,
-                                    extension=event.extension))
+                                         extension=event.extension))
 
     def _unheld(self, st: _Batch, call: _Call, event: CallUnheld,
                 notes: list[Notification]) -> None:
         self._log(st, call, event.at, "unheld", extension=event.extension)
         if call.request_number is not None:
             notes.append(self._call_note("call.unheld", call.request, event.at,
-                                    extension=event.extension))
+                                         extension=event.extension))
 
     def _transferred(self, st: _Batch, call: _Call, event: CallTransferred,
                      notes: list[Notification]) -> None:
@@ -605,8 +604,8 @@ class Intake:
         if req is None or req.number is None:
             return
         notes.append(self._call_note("call.transferred", req, event.at,
-                                kind=event.kind, to=event.to, target=event.target,
-                                smo=event.smo, from_extension=event.from_extension))
+                                     kind=event.kind, to=event.to, target=event.target,
+                                     smo=event.smo, from_extension=event.from_extension))
         if event.target in ("l2", "smo"):
             level = "2" if event.target == "l2" else "smo"
             if not req.closed:
@@ -657,7 +656,7 @@ class Intake:
         self._log(st, call, event.at, "ended", outcome=event.outcome, reason=event.reason)
         if call.request_number is not None:
             notes.append(self._call_note("call.ended", call.request, event.at,
-                                    outcome=event.outcome, reason=event.reason))
+                                         outcome=event.outcome, reason=event.reason))
 
     # ------------------------------------------------------------------ pending changes
     @staticmethod

@@ -213,7 +213,7 @@ export class RequestForm {
 
   /** Render (or re-render) for ``request`` (the JSON of GET /api/v1/requests/{n}). */
   load(request) {
-    this.loadSeq = (this.loadSeq || 0) + 1;  // a background reload begun earlier gives way
+    this.loadSeq += 1;  // a background reload begun earlier gives way
     this.request = request;
     this.root.textContent = "";
     this.inputs = {};
