@@ -8,4 +8,5 @@ COPY recordings recordings
 COPY hotline hotline
 RUN pip install --no-cache-dir .
 EXPOSE 8080
-CMD ["hotline", "serve"]
+# The schema first (creates it, or migrates it to this image's version), then the service.
+CMD ["sh", "-c", "hotline db upgrade && exec hotline serve"]

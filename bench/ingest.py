@@ -26,8 +26,6 @@ import argparse
 import asyncio
 import contextlib
 import cProfile
-import json
-import multiprocessing as mp
 import os
 import pstats
 import resource
@@ -36,112 +34,28 @@ import sys
 import tempfile
 import time
 import uuid
-from collections import deque
 from collections.abc import Iterator
-from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
-REPO = Path(__file__).resolve().parent.parent
-TRACES = Path(os.environ.get("HOTLINE_TRACES", REPO.parent / "shared" / "ami-traces"))
+from bench.load import SECRET, pbx_process, synthetic_calls  # synthetic_calls: tests use it
+
 PG_URL = os.environ.get("HOTLINE_TEST_PG_URL", "postgresql+asyncpg://postgres@127.0.0.1:5432/test")
-SECRET = "bench-secret"
 # The recordings worker and web parts hang off the service but not off the ingest path;
 # --with-parts includes them (the recordings worker then hunts for files that do not exist).
 WITH_PARTS = False
 
 
-# --------------------------------------------------------------------------- the load
-@dataclass(frozen=True)
-class Template:
-    """One recorded scenario: its streamed messages and how many requests each copy makes."""
-
-    name: str
-    items: list[Any]
-    requests: int
-
-
-def templates(root: Path = TRACES) -> list[Template]:
-    """Scenarios usable as independent concurrent calls (no reconnect or PBX restart inside)."""
-    from telephony.trace import discover_traces, read_trace, streamed_messages
-
-    found = []
-    for scenario in discover_traces(root):
-        items = read_trace(scenario / "trace.jsonl")
-        if any(i.marker in ("recorder-reconnect", "connection-lost") for i in items):
-            continue
-        meta = json.loads((scenario / "meta.json").read_text(encoding="utf-8"))
-        found.append(Template(scenario.name, streamed_messages(items),
-                              meta["expected_journal_requests"]))
-    return found
-
-
-def interleave(calls: list[list[Any]], in_flight: int) -> Iterator[Any]:
-    """Round-robin over up to ``in_flight`` calls at a time; the next call starts as one ends."""
-    pending = deque(iter(c) for c in calls)
-    active: deque[Iterator[Any]] = deque()
-    while pending or active:
-        while pending and len(active) < in_flight:
-            active.append(pending.popleft())
-        it = active.popleft()
-        item = next(it, None)
-        if item is not None:
-            yield item
-            active.append(it)
-
-
-def synthetic_calls(n_calls: int, in_flight: int, first_round: int = 1,
-                    only: tuple[str, ...] = ()) -> tuple[list[Any], int]:
-    """``n_calls`` scenario copies with fresh ids, interleaved; and the requests they make."""
-    from telephony.trace import refresh_ids
-
-    pool = [t for t in templates() if not only or t.name[:3] in only]
-    calls = []
-    expected = 0
-    for index in range(n_calls):
-        template = pool[index % len(pool)]
-        calls.append(list(refresh_ids(template.items, first_round + index)))
-        expected += template.requests
-    return list(interleave(calls, in_flight)), expected
-
-
 # --------------------------------------------------------------------------- the PBX process
-def _peer_process(args: dict[str, Any], conn: Any) -> None:
-    """A ReplayPeer in its own process: builds the load, reports its port, streams once."""
-    from telephony.replay import ReplayPeer
-
+def _load(args: dict[str, Any], _conn: Any) -> tuple[list[Any], dict[str, Any]]:
     items, expected = synthetic_calls(args["calls"], args["in_flight"])
-
-    async def main() -> None:
-        peer = ReplayPeer(items, speed=0, secret=SECRET, rate=args.get("rate", 0.0))
-        port = await peer.start()
-        conn.send({"port": port, "events": len(items), "expected": expected})
-        await peer.done.wait()
-        # Stay until the parent says the run is over (the client may still be reading).
-        await asyncio.get_running_loop().run_in_executor(None, conn.recv)
-        await peer.close()
-
-    asyncio.run(main())
+    return items, {"events": len(items), "expected": expected}
 
 
 @contextlib.contextmanager
 def pbx(calls: int, in_flight: int, rate: float = 0.0) -> Iterator[dict[str, Any]]:
-    parent, child = mp.Pipe()
-    process = mp.get_context("fork").Process(
-        target=_peer_process,
-        args=({"calls": calls, "in_flight": in_flight, "rate": rate}, child),
-        daemon=True)
-    process.start()
-    try:
-        if not parent.poll(120):
-            raise RuntimeError("the replay peer did not start")
-        yield parent.recv()
-    finally:
-        with contextlib.suppress(Exception):
-            parent.send("stop")
-        process.join(5)
-        if process.is_alive():
-            process.kill()
+    with pbx_process(_load, {"calls": calls, "in_flight": in_flight, "rate": rate}) as (info, _):
+        yield info
 
 
 # --------------------------------------------------------------------------- measurements
@@ -224,6 +138,7 @@ async def end_to_end(database_url: str, schema: str | None, port: int, events: i
 
     services.pipeline.feed = first_feed  # type: ignore[method-assign]
     profiler = cProfile.Profile() if profile else None
+    await services.db.upgrade_schema()
     await services.start(connect_ami=False)
     from telephony.ami import AmiClient
 

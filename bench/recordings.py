@@ -71,6 +71,7 @@ async def _serve(folder: Path, port_queue: Any, stop: Any) -> None:
                              recordings_dir=folder / "files", spill_dir=folder / "spill",
                              http_host="127.0.0.1", http_port=0, log_level="warning")
     services = build_services(settings)
+    await services.db.upgrade_schema()
     await services.start(connect_ami=False)
     now = datetime.now(UTC)
     ids = []

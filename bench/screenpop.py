@@ -5,7 +5,7 @@ HTTP on 127.0.0.1), one holding the 100 clients whose phones ring, and this one 
 other 900 websocket clients. The s01 trace is copied 100 times with fresh ids
 (``refresh_ids``), each copy ringing its own extension (1001…1100), and the copies are
 interleaved (one call starting every ``--stagger`` seconds), so about 100 calls
-are in progress at once. The service records when each ``AgentCalled`` AMI event arrives (the
+are in progress at once. The service records when each phone's ``Newstate`` Ringing arrives (the
 pipeline's ``feed`` is wrapped); clients record when the ``call.ringing`` frame arrives.
 CLOCK_MONOTONIC is system-wide on Linux, so the two are comparable.
 
@@ -26,6 +26,11 @@ every recipient of the pop (fan-out to admins and operators); frames sent, slow 
 dropped, the service's garbage collections and RSS. Target: screen-pop p99 ≤ 20 ms.
 
     .venv/bin/python bench/screenpop.py [--clients 1000] [--calls 100] [--stagger 0.05]
+
+``--instances 2`` (PostgreSQL, HOTLINE_BUS=postgresql): first the single-instance run as above,
+then two service processes on one fresh schema — A ingests the PBX, B stands by — with
+``--clients`` pages on each (2,000 in all; the ringing phones' pages alternate between A and
+B), and the pop figures per instance and across both, printed beside the single-instance one.
 """
 
 from __future__ import annotations
@@ -131,7 +136,10 @@ def _rss_kib() -> tuple[int, int]:
 
 
 def run_service(conn: Any, ami_port: int, clients: int, workdir: str,
-                backend: str = "sqlite") -> None:
+                backend: str = "sqlite", bus: str = "local", shared_schema: str | None = None,
+                ingest: bool = True) -> None:
+    """One service instance. ``ingest`` False: a second instance on ``shared_schema`` (its
+    users and PBX are the first one's); it only serves pages."""
     from datetime import UTC, datetime
 
     from aiohttp import web
@@ -152,8 +160,10 @@ def run_service(conn: Any, ami_port: int, clients: int, workdir: str,
     async def main() -> None:
         from bench.ingest import PG_URL, pg_schema
 
-        schema, drop = await pg_schema() if backend == "postgresql" else (None, None)
+        schema, drop = (shared_schema, None) if shared_schema is not None else \
+            await pg_schema() if backend == "postgresql" else (None, None)
         settings = load_settings(
+            bus=bus,
             database_url=PG_URL if backend == "postgresql"
             else f"sqlite+aiosqlite:///{workdir}/journal.sqlite3",
             ami_host="127.0.0.1", ami_port=ami_port, ami_secret=SECRET,
@@ -161,13 +171,15 @@ def run_service(conn: Any, ami_port: int, clients: int, workdir: str,
             smo_lines="88001002030=SMO1", recordings_dir=f"{workdir}/rec",
             spill_dir=f"{workdir}/spill", http_port=0, log_level="warning")
         services = build_services(settings, db_schema=schema)
+        if ingest:
+            await services.db.upgrade_schema()
         await services.start(connect_ami=False)
         arrivals: dict[tuple[str, str], float] = {}
         feed = services.pipeline.feed
 
         def timed_feed(headers: Any) -> None:
-            if headers.get("Event") == "AgentCalled":
-                dest = str(headers.get("DestChannel", ""))
+            if headers.get("Event") == "Newstate" and headers.get("ChannelState") == "5":
+                dest = str(headers.get("Channel", ""))
                 ext = dest.split("/", 1)[-1].rsplit("-", 1)[0]
                 arrivals.setdefault((str(headers.get("Linkedid")), ext), time.monotonic())
             feed(headers)
@@ -194,7 +206,7 @@ def run_service(conn: Any, ami_port: int, clients: int, workdir: str,
         tokens: list[tuple[str, str]] = []
         async with services.db.sessions.begin() as session:
             users = []
-            for i in range(clients):
+            for i in range(clients if ingest else 0):
                 role = "admin" if i % 10 == 0 else "smo" if i % 50 == 7 else \
                     "auditor" if i % 50 == 9 else "operator"
                 users.append(User(login=f"u{i}", password_hash=password_hash, role=role,
@@ -229,16 +241,17 @@ def run_service(conn: Any, ami_port: int, clients: int, workdir: str,
                 unwritten[connection.user.extension] = keys  # still queued (socket full)
 
         hub._flush_one = timed_flush_one  # type: ignore[method-assign]
-        conn.send(("ready", port, tokens, _rss_kib()))
+        conn.send(("ready", port, tokens, _rss_kib(), schema))
         loop = asyncio.get_running_loop()
         await loop.run_in_executor(None, conn.recv)  # "start"
         pauses.start()
         s = settings
-        services.ami = AmiClient(
-            host=s.ami_host or "127.0.0.1", port=s.ami_port, username=s.ami_username,
-            secret=s.ami_secret.get_secret_value(), event_sink=services.pipeline.feed,
-            on_login=services.pipeline.begin_snapshot)
-        services.ami.start()
+        if ingest:
+            services.ami = AmiClient(
+                host=s.ami_host or "127.0.0.1", port=s.ami_port, username=s.ami_username,
+                secret=s.ami_secret.get_secret_value(), event_sink=services.pipeline.feed,
+                on_login=services.pipeline.begin_snapshot)
+            services.ami.start()
         await loop.run_in_executor(None, conn.recv)  # "report"
         async with services.db.session() as session:
             numbers = {lid: n for lid, n in await session.execute(
@@ -381,7 +394,12 @@ async def _stamped_connection(port: int, client: RawClient) -> _SocketWriter:
     return writer
 
 
-async def run_clients(port: int, tokens: list[tuple[str, str]], ready: asyncio.Event,
+def port_of(ports: list[int], ext: str) -> int:
+    """Which instance a page uses: alternating by extension."""
+    return ports[int(ext) % len(ports)] if ext.isdigit() else ports[0]
+
+
+async def run_clients(ports: list[int], tokens: list[tuple[str, str]], ready: asyncio.Event,
                       received: list[tuple[int, str, str, float, float]], counts: list[int],
                       stamped: bool = False) -> Any:
     loop = asyncio.get_running_loop()
@@ -396,6 +414,7 @@ async def run_clients(port: int, tokens: list[tuple[str, str]], ready: asyncio.E
     # Connect in waves: 1,000 simultaneous handshakes would only measure the accept backlog.
     for i in range(0, len(tokens), 100):
         for ext, token in tokens[i:i + 100]:
+            port = port_of(ports, ext)
             key = base64.b64encode(os.urandom(16)).decode()
             request = (f"GET /api/v1/events?token={token} HTTP/1.1\r\n"
                        f"Host: 127.0.0.1:{port}\r\nUpgrade: websocket\r\n"
@@ -414,7 +433,7 @@ async def run_clients(port: int, tokens: list[tuple[str, str]], ready: asyncio.E
     return transports
 
 
-def run_client_group(conn: Any, port: int, tokens: list[tuple[str, str]]) -> None:
+def run_client_group(conn: Any, ports: list[int], tokens: list[tuple[str, str]]) -> None:
     """The clients whose phones ring, in a process of their own: an operator's page does not
     share a CPU with 900 other pages, so their event loop must not be the one draining 900
     sockets in epoll order before it sees the pop."""
@@ -423,7 +442,7 @@ def run_client_group(conn: Any, port: int, tokens: list[tuple[str, str]]) -> Non
         ready = asyncio.Event()
         received: list[tuple[int, str, str, float, float]] = []
         counts = [0]
-        sockets = await run_clients(port, tokens, ready, received, counts, stamped=True)
+        sockets = await run_clients(ports, tokens, ready, received, counts, stamped=True)
         await asyncio.wait_for(ready.wait(), 120)
         conn.send(("ready", len(sockets)))
         await asyncio.get_running_loop().run_in_executor(None, conn.recv)  # "report"
@@ -439,7 +458,9 @@ def pct(values: list[float], q: float) -> float:
     return ordered[min(len(ordered) - 1, int(q * len(ordered)))] if ordered else float("nan")
 
 
-async def main(args: argparse.Namespace) -> int:
+async def run_once(args: argparse.Namespace, instances: int) -> tuple[list[float], bool]:
+    """One run with ``instances`` service processes; prints its figures; returns the bound
+    clients' pop delays and whether the target was met."""
     ctx = mp.get_context("spawn")
     peer_conn, peer_child = ctx.Pipe()
     peer = ctx.Process(target=run_peer, args=(peer_child, args.calls, args.stagger, args.speed),
@@ -447,13 +468,26 @@ async def main(args: argparse.Namespace) -> int:
     peer.start()
     _, ami_port, _ = peer_conn.recv()
     workdir = tempfile.mkdtemp(prefix="hotline-bench-")
+    bus = "postgresql" if instances > 1 else "local"
+    loop = asyncio.get_running_loop()
+    services: list[tuple[Any, Any]] = []  # (pipe, process), the ingesting one first
     svc_conn, svc_child = ctx.Pipe()
     service = ctx.Process(target=run_service,
-                          args=(svc_child, ami_port, args.clients, workdir, args.backend),
+                          args=(svc_child, ami_port, args.clients * instances, workdir,
+                                args.backend, bus),
                           daemon=True)
     service.start()
-    loop = asyncio.get_running_loop()
-    _, http_port, tokens, rss_idle = await loop.run_in_executor(None, svc_conn.recv)
+    services.append((svc_conn, service))
+    _, http_port, tokens, rss_idle, schema = await loop.run_in_executor(None, svc_conn.recv)
+    ports = [http_port]
+    for n in range(1, instances):
+        other_conn, other_child = ctx.Pipe()
+        other = ctx.Process(target=run_service,
+                            args=(other_child, ami_port, 0, f"{workdir}/{n}", args.backend, bus,
+                                  schema, False), daemon=True)
+        other.start()
+        services.append((other_conn, other))
+        ports.append((await loop.run_in_executor(None, other_conn.recv))[1])
 
     ready = asyncio.Event()
     received: list[tuple[int, str, str, float, float]] = []
@@ -462,21 +496,23 @@ async def main(args: argparse.Namespace) -> int:
     # Call n rings extension 1000 + n: the first `calls` users are the ones that get pops.
     ringing, rest = tokens[:args.calls], tokens[args.calls:]
     group_conn, group_child = ctx.Pipe()
-    group = ctx.Process(target=run_client_group, args=(group_child, http_port, ringing),
+    group = ctx.Process(target=run_client_group, args=(group_child, ports, ringing),
                         daemon=True)
     group.start()
     _, ringing_connected = await loop.run_in_executor(None, group_conn.recv)
-    if args.load_nice:
+    if args.load_nice and not getattr(args, "_niced", False):
         # The other 900 pages stand for browsers on other machines: here they share two cores
         # with the service and the measured pages, and at equal priority they starve both.
         os.nice(args.load_nice)
-    sockets = await run_clients(http_port, rest, ready, received, counts) if rest else []
+        args._niced = True
+    sockets = await run_clients(ports, rest, ready, received, counts) if rest else []
     if rest:
-        await asyncio.wait_for(ready.wait(), 120)
-    print(f"{len(sockets) + ringing_connected} websocket clients connected in "
-          f"{time.monotonic() - t0:.1f} s ({ringing_connected} bound to ringing phones, "
-          f"in their own process)")
-    svc_conn.send("start")
+        await asyncio.wait_for(ready.wait(), 180)
+    print(f"{len(sockets) + ringing_connected} websocket clients connected to {instances} "
+          f"instance(s) in {time.monotonic() - t0:.1f} s ({ringing_connected} bound to ringing "
+          f"phones, in their own process)")
+    for conn, _process in services:
+        conn.send("start")
     started = time.monotonic()
     await loop.run_in_executor(None, peer_conn.recv)  # the PBX sent everything
     # Let the last calls' frames arrive.
@@ -485,10 +521,19 @@ async def main(args: argparse.Namespace) -> int:
         last = counts[0]
         await asyncio.sleep(1.0)
     elapsed = time.monotonic() - started
-    svc_conn.send("report")
-    (_, arrivals, numbers, rss, sent, dropped, connected, health, published, written,
-     gc_pauses) = \
-        await loop.run_in_executor(None, svc_conn.recv)
+    reports = []
+    for conn, _process in services:
+        conn.send("report")
+        reports.append(await loop.run_in_executor(None, conn.recv))
+    (_, arrivals, numbers, rss, sent, dropped, connected, health, _published, _written,
+     gc_pauses) = reports[0]
+    for other in reports[1:]:
+        sent += other[4]
+        dropped += other[5]
+        connected += other[6]
+    # Published / written on the instance that serves each client.
+    published_at_instance = [r[8] for r in reports]
+    written_at_instance = [r[9] for r in reports]
 
     group_conn.send("report")
     group_received, group_count = await loop.run_in_executor(None, group_conn.recv)
@@ -497,6 +542,7 @@ async def main(args: argparse.Namespace) -> int:
     group.join(10)
     by_number = {n: lid for lid, n in numbers.items()}
     pops: list[float] = []
+    pops_by_instance: list[list[float]] = [[] for _ in range(instances)]
     fanout: list[float] = []
     journal: list[float] = []  # AMI arrival → notification published (intake, database)
     hub: list[float] = []      # published → frame at the bound client (websocket hub)
@@ -512,50 +558,79 @@ async def main(args: argparse.Namespace) -> int:
         delay_ms = (at - started_at) * 1000
         fanout.append(delay_ms)
         if client_ext == ext:
+            index = ports.index(port_of(ports, client_ext))
             pops.append(delay_ms)
+            pops_by_instance[index].append(delay_ms)
             read_pops.append((read_at - started_at) * 1000)
-            published_at = published.get(f"{number}|{ext}")
-            if published_at is not None:
+            published_at = published_at_instance[0].get(f"{number}|{ext}")
+            local_at = published_at_instance[index].get(f"{number}|{ext}")
+            if published_at is not None and local_at is not None:
                 journal.append((published_at - started_at) * 1000)
-                hub.append((at - published_at) * 1000)
-                written_at = written.get(f"{number}|{ext}")
+                hub.append((at - local_at) * 1000)
+                written_at = written_at_instance[index].get(f"{number}|{ext}")
                 if written_at is not None:
-                    to_socket.append((written_at - published_at) * 1000)
+                    to_socket.append((written_at - local_at) * 1000)
                     delivery.append((at - written_at) * 1000)
                     reading.append((read_at - at) * 1000)
-
-    def line(name: str, values: list[float]) -> str:
-        if not values:
-            return f"{name}: no samples"
-        return (f"{name}: n={len(values)} p50={statistics.median(values):.1f} ms "
-                f"p99={pct(values, 0.99):.1f} ms max={max(values):.1f} ms")
 
     print(f"{args.calls} calls ({len(numbers)} requests), {health['pipeline']['messages']} AMI "
           f"messages in {elapsed:.1f} s; {sent} frames sent, {counts[0]} received, "
           f"{dropped} slow consumers dropped, {connected} still connected")
-    print(line("screen pop (bound client)", pops))
+    print(line("screen pop (bound client)" + (", across instances" if instances > 1 else ""),
+               pops))
+    if instances > 1:
+        for index, values in enumerate(pops_by_instance):
+            role = "the ingesting instance" if index == 0 else "a standby, via NOTIFY"
+            print(line(f"  screen pop on instance {'AB'[index]} ({role})", values))
     print(line("call.ringing, every recipient", fanout))
     print(line("  of the pop: AMI → published (intake + database)", journal))
-    print(line("  of the pop: published → client (websocket hub)", hub))
+    print(line("  of the pop: published on the client's instance → client (hub)", hub))
     print(line("    published → written to the socket (service)", to_socket))
     print(line("    written → received by the client's kernel", delivery))
     print(line("(received → read by the client process, waiting for a core)", reading))
     print(line("(screen pop as read by the client process)", read_pops))
-    print("service garbage collections while the calls ran: " + (", ".join(
+    print("ingesting service's garbage collections while the calls ran: " + (", ".join(
         f"generation {gen}: {len(ms)}, longest {max(ms):.1f} ms"
         for gen, ms in sorted(gc_pauses.items())) or "none"))
-    print(f"service RSS: {rss[0] / 1024:.0f} MiB now, {rss[1] / 1024:.0f} MiB peak "
+    print(f"ingesting service's RSS: {rss[0] / 1024:.0f} MiB now, {rss[1] / 1024:.0f} MiB peak "
           f"({rss_idle[0] / 1024:.0f} MiB before the clients connected)")
-    ok = bool(pops) and pct(pops, 0.99) <= args.target_ms and len(pops) == args.calls
-    print(f"target screen-pop p99 <= {args.target_ms:.0f} ms: {'met' if ok else 'NOT met'}")
+    target = args.target_ms if instances == 1 else args.target_two_ms
+    ok = bool(pops) and pct(pops, 0.99) <= target and len(pops) == args.calls
+    print(f"target screen-pop p99 <= {target:.0f} ms ({instances} instance(s)): "
+          f"{'met' if ok else 'NOT met'}")
 
     for transport in sockets:
         transport.close()
-    svc_conn.send("stop")
-    service.join(20)
+    # The standbys first: the ingesting one drops the schema.
+    for conn, process in reversed(services):
+        conn.send("stop")
+        process.join(20)
     peer_conn.send("stop")
     peer.join(5)
-    return 0 if ok else 1
+    return pops, ok
+
+
+def line(name: str, values: list[float]) -> str:
+    if not values:
+        return f"{name}: no samples"
+    return (f"{name}: n={len(values)} p50={statistics.median(values):.1f} ms "
+            f"p99={pct(values, 0.99):.1f} ms max={max(values):.1f} ms")
+
+
+async def main(args: argparse.Namespace) -> int:
+    if args.instances > 1 and args.backend != "postgresql":
+        print("screenpop: --instances 2 needs --backend postgresql", file=sys.stderr)
+        return 2
+    print("== one instance ==")
+    single, ok = await run_once(args, 1)
+    if args.instances == 1:
+        return 0 if ok else 1
+    print(f"== {args.instances} instances on one PostgreSQL (HOTLINE_BUS=postgresql) ==")
+    several, ok_several = await run_once(args, args.instances)
+    print("== summary ==")
+    print(line("screen pop, one instance", single))
+    print(line(f"screen pop, {args.instances} instances", several))
+    return 0 if ok and ok_several else 1
 
 
 def cli() -> int:
@@ -566,6 +641,11 @@ def cli() -> int:
                         help="seconds between call starts (0.05: all 100 within 5 s)")
     parser.add_argument("--speed", type=float, default=1.0, help="replay speed (1 = real time)")
     parser.add_argument("--target-ms", type=float, default=20.0)
+    parser.add_argument("--target-two-ms", type=float, default=30.0,
+                        help="the pop p99 goal with several instances")
+    parser.add_argument("--instances", type=int, choices=[1, 2], default=1,
+                        help="2: also run two instances on one PostgreSQL (--clients pages "
+                        "on each), after the single-instance run, and print both")
     parser.add_argument("--load-nice", type=int, default=10,
                         help="CPU niceness of the process holding the clients whose phones do "
                         "not ring (they stand for browsers on other machines); 0 = equal")

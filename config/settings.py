@@ -7,12 +7,14 @@ value raises :class:`ConfigError` whose message is one line naming the variable.
 
 from __future__ import annotations
 
+import ipaddress
 import os
 import re
 import tomllib
 from pathlib import Path
 from typing import Annotated, Any, Literal
 from urllib.parse import urlsplit
+from zoneinfo import ZoneInfo, ZoneInfoNotFoundError
 
 from pydantic import Field, SecretStr, ValidationError, field_validator, model_validator
 from pydantic_settings import BaseSettings, NoDecode, SettingsConfigDict
@@ -70,6 +72,12 @@ class Settings(BaseSettings):
     dial_prefixes: Annotated[list[str], NoDecode] = Field(default_factory=lambda: ["9"])
 
     database_url: str = "sqlite+aiosqlite:///var/hotline.sqlite3"
+    # How notifications and control messages travel: ``local`` (one service instance) or
+    # ``postgresql`` (several instances on one PostgreSQL: LISTEN/NOTIFY, one elected ingester
+    # per PBX; needs a PostgreSQL DATABASE_URL).
+    bus: Literal["local", "postgresql"] = "local"
+    # Seconds between a standby instance's tries to become its PBX's ingester.
+    leader_retry_s: float = Field(1.0, gt=0, le=60)
     recordings_dir: Path = Path("var/recordings")
     recordings_pbx_dir: str = "/var/spool/asterisk/monitor"
     recordings_keep_days: int = Field(1825, ge=1)
@@ -85,15 +93,45 @@ class Settings(BaseSettings):
     s3_access_key: str | None = None
     s3_secret_key: SecretStr | None = None
 
+    # CEL backfill (calls that started and ended while the AMI link was down): the SQLAlchemy
+    # URL of the database Asterisk's cel_pgsql / cel_sqlite3_custom write to; unset = off.
+    cel_url: str | None = None
+    # [schema.]table: a plain SQL name, no quoting needed.
+    cel_table: str = Field("cel", pattern=r"^[A-Za-z_]\w{0,62}(\.[A-Za-z_]\w{0,62})?$")
+    cel_interval_s: float = Field(300.0, gt=0)
+    # The first run (no high-water mark yet) reads this far back.
+    cel_lookback_h: float = Field(24.0, gt=0)
+    # CEL eventtime is the PBX's local wall time, without a zone.
+    pbx_timezone: str = "UTC"
+
     http_host: str = "127.0.0.1"
     http_port: int = Field(8080, ge=0, le=65535)
+    # A client must send a request's headers (and an API body) within this many seconds of
+    # connecting or of its previous response (slow-loris); also the keep-alive idle limit.
+    http_read_timeout_s: float = Field(30.0, gt=0)
+    # Mark the session cookies Secure: set it when the service is reached over HTTPS (behind a
+    # TLS proxy). A connection that is TLS itself gets Secure cookies anyway.
+    cookie_secure: bool = False
     session_hours: float = Field(12.0, gt=0)
     # How long a resolved session token is trusted from memory (0 = ask the database always).
     session_cache_s: float = Field(10.0, ge=0)
+    # Failed sign-ins one client address may make within SIGNIN_SOURCE_WINDOW_S before it is
+    # answered 429 (the fund's operators share one NAT address: keep it generous).
+    signin_failures_per_source: int = Field(100, ge=1)
+    signin_source_window_s: float = Field(300.0, gt=0)
+    # Reverse proxies whose X-Forwarded-For names the client (addresses or networks); empty:
+    # the header is ignored and the peer address is the client.
+    trusted_proxies: Annotated[list[str], NoDecode] = Field(default_factory=list)
     callback_due_hours: float = Field(8.0, gt=0)
+    # The fund's name on every sheet of the analytical reports (regulation §37-38).
+    fund_name: str = Field("ТФОМС", min_length=1, max_length=300)
     # Journal workflow: working day for call-backs, click-to-call dialplan, report time zone.
     local_timezone: str = "Europe/Moscow"
     workday_end_hour: int = Field(18, ge=1, le=24)
+    # Missed calls: call-back attempts before giving up, and hours from the missed call by
+    # which it must be called back (later it is overdue for the administrator).
+    missed_callback_attempts: int = Field(3, ge=1, le=20)
+    missed_callback_hours: float = Field(2.0, gt=0, le=24 * 31)
     callback_context: str = "from-operators"
     callback_dial_prefix: str = "8"
     log_level: str = "info"
@@ -102,7 +140,7 @@ class Settings(BaseSettings):
     spill_dir: Path = Path("var/spill")
 
     _split_lists = field_validator(
-        "hotline_numbers", "l2_targets", "dial_prefixes", mode="before"
+        "hotline_numbers", "l2_targets", "dial_prefixes", "trusted_proxies", mode="before"
     )(_split_list)
     _split_maps = field_validator("smo_lines", "smo_names", mode="before")(_split_mapping)
 
@@ -113,6 +151,16 @@ class Settings(BaseSettings):
         for number in numbers:
             if not _NUMBER.match(number):
                 raise ValueError(f"{number!r} is not a phone number or extension")
+        return value
+
+    @field_validator("trusted_proxies")
+    @classmethod
+    def _proxy_networks(cls, value: list[str]) -> list[str]:
+        for item in value:
+            try:
+                ipaddress.ip_network(item, strict=False)
+            except ValueError:
+                raise ValueError(f"{item!r} is not an IP address or network") from None
         return value
 
     @field_validator("database_url")
@@ -164,6 +212,23 @@ class Settings(BaseSettings):
                     value = value.get_secret_value()
                 if not value:
                     raise ValueError(f"{name}: required when HOTLINE_RECORDINGS_STORAGE=s3")
+        return self
+
+    @field_validator("pbx_timezone")
+    @classmethod
+    def _known_zone(cls, value: str) -> str:
+        try:
+            ZoneInfo(value)
+        except (ZoneInfoNotFoundError, ValueError) as exc:
+            raise ValueError(f"unknown time zone {value!r} (e.g. UTC, Europe/Moscow)") from exc
+        return value
+
+    @model_validator(mode="after")
+    def _bus_needs_postgresql(self) -> Settings:
+        if self.bus == "postgresql" and not self.database_url.startswith("postgresql"):
+            raise ValueError("bus: postgresql needs a PostgreSQL HOTLINE_DATABASE_URL "
+                             "(postgresql+asyncpg://USER@HOST/DB); use HOTLINE_BUS=local "
+                             "with SQLite")
         return self
 
     @model_validator(mode="after")

@@ -1,4 +1,4 @@
-"""The ``hotline`` command: serve, demo, replay, users, recordings."""
+"""The ``hotline`` command: serve, db, demo, replay, users, recordings."""
 
 from __future__ import annotations
 
@@ -6,55 +6,19 @@ import argparse
 import asyncio
 import contextlib
 import getpass
-import signal
 import sys
 from collections.abc import Callable, Sequence
 from pathlib import Path
+from typing import TYPE_CHECKING, Any
 
-from aiohttp import web
-
-from config import ConfigError, Settings, load_settings
 from hotline.logs import setup_logging
+from hotline.startup import open_current_database, run_service
+from hotline.startup import settings_or_exit as _settings
+
+if TYPE_CHECKING:
+    pass
 
 Command = Callable[[argparse.Namespace], int]
-
-
-def _settings(**overrides: object) -> Settings:
-    try:
-        return load_settings(**overrides)
-    except ConfigError as exc:
-        print(f"hotline: configuration error: {exc}", file=sys.stderr)
-        raise SystemExit(2) from None
-
-
-async def run_service(settings: Settings, *, until: asyncio.Event | None = None,
-                      announce: bool = True) -> None:
-    """Run the service until SIGINT/SIGTERM (or ``until`` is set)."""
-    from hotline.assembly import build_services
-    from hotline.runtime import settle_heap
-    from hotline.web.app import create_app
-
-    services = build_services(settings)
-    await services.start()
-    runner = web.AppRunner(create_app(services), access_log=None)
-    await runner.setup()
-    site = web.TCPSite(runner, settings.http_host, settings.http_port)
-    await site.start()
-    settle_heap()
-    if announce:
-        print(f"hotline: listening on http://{settings.http_host}:{settings.http_port}/ "
-              f"(AMI {settings.ami_host}:{settings.ami_port}, database "
-              f"{settings.database_url.split('://')[0]})", file=sys.stderr)
-    stop = until or asyncio.Event()
-    loop = asyncio.get_running_loop()
-    for sig in (signal.SIGINT, signal.SIGTERM):
-        with contextlib.suppress(NotImplementedError):
-            loop.add_signal_handler(sig, stop.set)
-    try:
-        await stop.wait()
-    finally:
-        await runner.cleanup()
-        await services.stop()
 
 
 def cmd_serve(args: argparse.Namespace) -> int:
@@ -63,8 +27,65 @@ def cmd_serve(args: argparse.Namespace) -> int:
     if not settings.ami_host:
         print("hotline: HOTLINE_AMI_HOST is not set: serving the journal without a PBX "
               "(use `hotline demo` for a replayed one)", file=sys.stderr)
-    asyncio.run(run_service(settings))
+    from journal.migrations import SchemaError
+
+    try:
+        asyncio.run(run_service(settings))
+    except SchemaError as exc:
+        # Never migrate behind the operator's back: the upgrade is its own step.
+        print(f"hotline: {exc}", file=sys.stderr)
+        return 2
     return 0
+
+
+def cmd_db_upgrade(args: argparse.Namespace) -> int:
+    from journal.db import Database
+    from journal.migrations import BASELINE, SchemaError
+
+    settings = _settings()
+    setup_logging("warning")
+
+    async def main() -> int:
+        db = Database(settings.database_url)
+        try:
+            done = await db.upgrade_schema()
+        except SchemaError as exc:
+            print(f"hotline db upgrade: {exc}", file=sys.stderr)
+            return 2
+        finally:
+            await db.dispose()
+        before = done.before
+        if done.adopted:
+            print(f"журнал первой версии принят без изменений: ревизия {BASELINE}")
+            before = BASELINE
+        if before == done.after:
+            print(f"схема базы последняя: {done.after}")
+        else:
+            print(f"схема базы обновлена: {before or 'пустая база'} → {done.after}")
+        return 0
+
+    return asyncio.run(main())
+
+
+def cmd_db_current(args: argparse.Namespace) -> int:
+    from journal.db import Database
+
+    settings = _settings()
+
+    async def main() -> int:
+        db = Database(settings.database_url)
+        try:
+            state = await db.schema_state()
+        finally:
+            await db.dispose()
+        print(state.current or "нет схемы")
+        problem = state.problem()
+        if problem is not None:
+            print(f"hotline db current: {problem}", file=sys.stderr)
+            return 1
+        return 0
+
+    return asyncio.run(main())
 
 
 def cmd_demo(args: argparse.Namespace) -> int:
@@ -97,13 +118,99 @@ def cmd_replay(args: argparse.Namespace) -> int:
     return 0
 
 
+_MISMATCH_TEXT = {"no_request": "нет заявки", "no_recording": "нет записи разговора",
+                  "not_in_cel": "заявка есть, звонка нет в CEL"}
+
+
+def cmd_audit_completeness(args: argparse.Namespace) -> int:
+    """Inbound 8-800 calls of a day by CEL vs requests vs linked recordings; 1 if any missing."""
+    import json as json_module
+    from datetime import date
+
+    from hotline.service import cel_source_of, routing_of
+    from journal.completeness import check_day, report_json
+
+    settings = _settings()
+    setup_logging("warning")
+    if not settings.cel_url:
+        print("hotline audit completeness: HOTLINE_CEL_URL is not set", file=sys.stderr)
+        return 2
+    try:
+        day = date.fromisoformat(args.date)
+    except ValueError:
+        print(f"hotline audit completeness: --date {args.date!r}: expected YYYY-MM-DD",
+              file=sys.stderr)
+        return 2
+
+    async def main() -> int:
+        db = await open_current_database(settings, "hotline audit completeness")
+        if db is None:
+            return 2
+        source = cel_source_of(settings)
+        try:
+            report = await check_day(source, db, routing_of(settings), pbx_id=settings.pbx_id,
+                                     day=day, timezone=settings.pbx_timezone)
+        finally:
+            await source.close()
+            await db.dispose()
+        if args.json:
+            print(json_module.dumps(report_json(report), ensure_ascii=False))
+        else:
+            print(f"{day.isoformat()}: звонков на 8-800 по CEL {report.cel_calls} "
+                  f"(отвечено {report.answered}), заявок {report.requests}, "
+                  f"записей привязано {report.recordings_linked}")
+            for m in report.mismatches:
+                number = f"заявка {m.request_number}" if m.request_number else "—"
+                print(f"  {m.started_at.isoformat()}  {m.linkedid}  {m.caller}  {number}  "
+                      f"{_MISMATCH_TEXT[m.kind]}")
+            print("полнота: да" if report.complete
+                  else f"полнота: НЕТ, не хватает {report.missing}")
+        return 0 if report.complete else 1
+
+    return asyncio.run(main())
+
+
+def cmd_cel_backfill(args: argparse.Namespace) -> int:
+    """One backfill pass now (the service does it by itself; this is for a first load)."""
+    from datetime import UTC, datetime, timedelta
+
+    from hotline.assembly import build_services
+
+    settings = _settings()
+    setup_logging("warning")
+    if not settings.cel_url:
+        print("hotline cel backfill: HOTLINE_CEL_URL is not set", file=sys.stderr)
+        return 2
+
+    async def main() -> int:
+        db = await open_current_database(settings, "hotline cel backfill")
+        if db is None:
+            return 2
+        await db.dispose()
+        services = build_services(settings)
+        backfill = services.build_backfill()
+        since = datetime.now(UTC) - timedelta(hours=args.hours) if args.hours else None
+        try:
+            report = await backfill.run(since=since)
+            recordings = services.recordings
+            if recordings is not None and report.created:
+                await recordings.rescan()
+        finally:
+            await services.stop()
+        print(f"CEL: строк {report.rows}, звонков на 8-800 {report.calls}, "
+              f"восстановлено заявок {len(report.created)}, дополнено {len(report.filled)}, "
+              f"ещё идут {report.in_progress}")
+        return 0
+
+    return asyncio.run(main())
+
+
 def _trace_file(path: str) -> Path:
     candidate = Path(path)
     return candidate / "trace.jsonl" if candidate.is_dir() else candidate
 
 
 def cmd_users_add(args: argparse.Namespace) -> int:
-    from journal.db import Database
     from journal.users import UserError, add_user
 
     settings = _settings()
@@ -113,8 +220,9 @@ def cmd_users_add(args: argparse.Namespace) -> int:
         password = sys.stdin.readline().rstrip("\r\n")
 
     async def main() -> int:
-        db = Database(settings.database_url)
-        await db.create_schema()
+        db = await open_current_database(settings, "hotline users add")
+        if db is None:
+            return 2
         try:
             async with db.sessions.begin() as session:
                 user = await add_user(session, args.login, password, args.role, args.smo,
@@ -136,6 +244,15 @@ def build_parser() -> argparse.ArgumentParser:
 
     serve = sub.add_parser("serve", help="run the service (settings from HOTLINE_* variables)")
     serve.set_defaults(func=cmd_serve)
+
+    db = sub.add_parser("db", help="the journal's schema (migrations)").add_subparsers(
+        dest="db_command", required=True)
+    upgrade = db.add_parser("upgrade", help="bring the schema to this version's revision "
+                            "(adopts a journal made by the first release)")
+    upgrade.set_defaults(func=cmd_db_upgrade)
+    current = db.add_parser("current", help="print the schema's revision; status 1 if it is "
+                            "not this version's")
+    current.set_defaults(func=cmd_db_current)
 
     demo = sub.add_parser("demo", help="the service on SQLite fed by a replayed demo PBX")
     demo.add_argument("--port", type=int, default=8080)
@@ -166,19 +283,32 @@ def build_parser() -> argparse.ArgumentParser:
     add.add_argument("--full-name")
     add.set_defaults(func=cmd_users_add)
 
+    audit = sub.add_parser("audit", help="completeness proofs").add_subparsers(
+        dest="audit_command", required=True)
+    complete = audit.add_parser(
+        "completeness", help="inbound 8-800 calls by CEL vs requests vs recordings for a day; "
+        "exit status 1 when something is missing")
+    complete.add_argument("--date", required=True, help="YYYY-MM-DD, the PBX's local day")
+    complete.add_argument("--json", action="store_true")
+    complete.set_defaults(func=cmd_audit_completeness)
+
+    cel = sub.add_parser("cel", help="CEL backfill").add_subparsers(dest="cel_command",
+                                                                   required=True)
+    run_backfill = cel.add_parser("backfill", help="recover calls the service did not see, now")
+    run_backfill.add_argument("--hours", type=float, default=None,
+                              help="read this far back (default: from the stored mark)")
+    run_backfill.set_defaults(func=cmd_cel_backfill)
+
     for extend in _extensions():
         extend(sub)
     return parser
 
 
-def _extensions() -> list[Callable[[argparse._SubParsersAction], None]]:  # type: ignore[type-arg]
-    """Sub-commands contributed by other packages (recordings, reports)."""
-    found = []
-    with contextlib.suppress(ImportError):
-        from recordings.cli import register as register_recordings
+def _extensions() -> list[Callable[[argparse._SubParsersAction[Any]], None]]:
+    """Sub-commands kept in their own modules (recordings)."""
+    from hotline.recordings_cli import register as register_recordings
 
-        found.append(register_recordings)
-    return found
+    return [register_recordings]
 
 
 def main(argv: Sequence[str] | None = None) -> int:

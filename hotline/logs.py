@@ -4,13 +4,17 @@ from __future__ import annotations
 
 import logging
 import sys
+from collections.abc import MutableMapping
+from typing import Any
 
 import structlog
 
+SQL_LOGGERS = ("sqlalchemy", "aiosqlite", "asyncpg")
 _SECRET_KEYS = frozenset({"secret", "password", "token", "ami_secret", "csrf"})
 
 
-def _redact(_logger: object, _name: str, event: dict[str, object]) -> dict[str, object]:
+def _redact(_logger: object, _name: str,
+            event: MutableMapping[str, Any]) -> MutableMapping[str, Any]:
     for key in list(event):
         if key.lower() in _SECRET_KEYS:
             event[key] = "***"
@@ -22,6 +26,11 @@ def setup_logging(level: str = "info", json: bool = False) -> None:
     logging.basicConfig(level=numeric, stream=sys.stderr, format="%(message)s")
     for noisy in ("panoramisk", "aiohttp.access", "asyncio"):
         logging.getLogger(noisy).setLevel(max(numeric, logging.WARNING))
+    # SQLAlchemy (from INFO) and the database drivers (at DEBUG) log statements with their
+    # parameters: citizens' names, phones, policy numbers. Never, whatever LOG_LEVEL says
+    # (the engines hide parameters in their error messages too).
+    for driver in SQL_LOGGERS:
+        logging.getLogger(driver).setLevel(logging.WARNING)
     renderer: structlog.types.Processor = (
         structlog.processors.JSONRenderer(ensure_ascii=False) if json
         else structlog.dev.ConsoleRenderer(colors=sys.stderr.isatty())

@@ -84,7 +84,7 @@ class AuditWriter:
                     self._conn = await self._engine.connect()
                 # Core, not the ORM: one executemany with nothing to track afterwards.
                 async with self._conn.begin():
-                    await self._conn.execute(insert(AuditEntry.__table__),
+                    await self._conn.execute(insert(AuditEntry),
                                              [row for row, _ in batch])
             except Exception as exc:  # handed to every waiting reader
                 await self._reset()

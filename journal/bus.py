@@ -1,18 +1,32 @@
-"""In-process publish/subscribe for journal notifications (websocket hub, tests, benchmarks).
+"""Publish/subscribe for journal notifications (websocket hub, playback index, benchmarks).
+
+``Bus`` is what the rest of the service uses; ``LocalBus`` is the in-process one (one service
+instance, the default) and journal/pgbus.py's ``PostgresBus`` carries the same API across
+service instances on one PostgreSQL (``HOTLINE_BUS=postgresql``).
 
 Subscribers get bounded queues: a subscriber that falls behind is marked ``overflowed`` and its
 owner drops it (the websocket hub closes the socket with a clear code) — never an unbounded
-backlog. Several service instances would put PostgreSQL LISTEN/NOTIFY behind the same API.
+backlog. Besides notifications (stored, numbered) the bus carries *control* messages (a
+session ended, a user changed, a call-back is pending): never stored, handled by every
+instance's registered handlers.
 """
 
 from __future__ import annotations
 
 import asyncio
 from collections import deque
+from collections.abc import Callable
 from dataclasses import dataclass, field
-from typing import Any
+from typing import Any, Protocol
+
+import structlog
+
+log = structlog.get_logger(__name__)
 
 Notification = dict[str, Any]
+# A control message: ``{"kind": ..., ...}``, JSON-serialisable, small (it rides a NOTIFY).
+Control = dict[str, Any]
+ControlHandler = Callable[[Control], None]
 
 
 class NoteQueue:
@@ -67,10 +81,56 @@ class Subscription:
     meta: dict[str, Any] = field(default_factory=dict)
 
 
-class Bus:
+class Bus(Protocol):
+    """What the service needs of a bus, whichever carries it."""
+
+    def subscribe(self, **meta: Any) -> Subscription: ...
+
+    def unsubscribe(self, subscription: Subscription) -> None: ...
+
+    def publish(self, notification: Notification) -> None:
+        """Hand a committed notification (with its stored ``id``) to every subscriber."""
+
+    def control(self, message: Control) -> None:
+        """Send a control message to every instance's handlers (this one's included)."""
+
+    def on_control(self, handler: ControlHandler) -> None: ...
+
+    async def start(self) -> None: ...
+
+    async def stop(self) -> None: ...
+
+    @property
+    def subscribers(self) -> int: ...
+
+
+class LocalBus:
+    """The in-process bus: one service instance."""
+
     def __init__(self, queue_size: int = 1000) -> None:
         self.queue_size = queue_size
         self._subscribers: set[Subscription] = set()
+        self._handlers: list[ControlHandler] = []
+
+    async def start(self) -> None:
+        return None
+
+    async def stop(self) -> None:
+        return None
+
+    def on_control(self, handler: ControlHandler) -> None:
+        self._handlers.append(handler)
+
+    def control(self, message: Control) -> None:
+        self.deliver_control(message)
+
+    def deliver_control(self, message: Control) -> None:
+        """Run every handler; one that fails is logged and never stops the others."""
+        for handler in tuple(self._handlers):
+            try:
+                handler(message)
+            except Exception:
+                log.exception("bus.control_handler_failed", kind=message.get("kind"))
 
     def subscribe(self, **meta: Any) -> Subscription:
         subscription = Subscription(NoteQueue(self.queue_size), meta=meta)

@@ -5,6 +5,7 @@ from __future__ import annotations
 
 from dataclasses import dataclass
 from datetime import UTC, datetime
+from typing import Any
 
 from sqlalchemy import func, select
 from sqlalchemy.exc import IntegrityError
@@ -37,7 +38,7 @@ class Topic:
     active: bool
     position: int
 
-    def public(self) -> dict[str, object]:
+    def public(self) -> dict[str, Any]:
         return {"code": self.code, "label": self.label, "version": self.version,
                 "active": self.active, "position": self.position}
 

@@ -7,7 +7,7 @@ from contextlib import asynccontextmanager
 from pathlib import Path
 from typing import Any, TypeVar
 
-from sqlalchemy import event, insert, select
+from sqlalchemy import event
 from sqlalchemy.engine import Connection, make_url
 from sqlalchemy.ext.asyncio import (
     AsyncEngine,
@@ -16,7 +16,7 @@ from sqlalchemy.ext.asyncio import (
     create_async_engine,
 )
 
-from journal.models import Base, Counter
+from journal import migrations
 from journal.writer import LoopWriter, SqliteWriter, Writer
 
 REQUEST_COUNTER = "request"
@@ -25,13 +25,15 @@ T = TypeVar("T")
 
 
 class Database:
-    """An engine plus a session factory; ``create_schema`` makes the tables if missing."""
+    """An engine plus a session factory; the schema comes from the migrations
+    (``upgrade_schema``, ``hotline db upgrade``), never from ``metadata.create_all``."""
 
     def __init__(self, url: str, *, schema: str | None = None, echo: bool = False) -> None:
         self.url = url
         parsed = make_url(url)
         self.is_sqlite = parsed.get_backend_name() == "sqlite"
-        kwargs: dict[str, Any] = {"echo": echo}
+        # Statement parameters are citizens' data: never in logs or error messages.
+        kwargs: dict[str, Any] = {"echo": echo, "hide_parameters": True}
         if self.is_sqlite:
             if parsed.database and parsed.database != ":memory:":
                 Path(parsed.database).parent.mkdir(parents=True, exist_ok=True)
@@ -52,7 +54,7 @@ class Database:
         self.sessions = async_sessionmaker(self.engine, expire_on_commit=False)
         # Where the intake's transactions run (see ``transact``).
         self._writer: Writer = SqliteWriter(parsed, _sqlite_pragmas) if self.is_sqlite else \
-            LoopWriter(url, echo=echo, pool_size=2, max_overflow=2,
+            LoopWriter(url, echo=echo, hide_parameters=True, pool_size=2, max_overflow=2,
                        connect_args=kwargs.get("connect_args", {}))
 
     @asynccontextmanager
@@ -60,13 +62,23 @@ class Database:
         async with self.sessions() as session:
             yield session
 
-    async def create_schema(self) -> None:
+    async def upgrade_schema(self) -> migrations.Upgraded:
+        """Bring the schema to the code's revision: from empty, from an earlier revision, or a
+        first-release journal (adopted). Raises ``migrations.SchemaError`` when it cannot."""
         async with self.engine.begin() as conn:
-            await conn.run_sync(Base.metadata.create_all)
-        async with self.sessions.begin() as session:
-            found = await session.scalar(select(Counter).where(Counter.name == REQUEST_COUNTER))
-            if found is None:
-                await session.execute(insert(Counter).values(name=REQUEST_COUNTER, value=0))
+            return await conn.run_sync(migrations.upgrade)
+
+    async def schema_state(self) -> migrations.SchemaState:
+        async with self.engine.connect() as conn:
+            return await conn.run_sync(migrations.state)
+
+    async def require_current_schema(self) -> None:
+        """Raise ``migrations.SchemaError`` (one line naming `hotline db upgrade`) unless the
+        database is at the code's revision: the service never runs on a schema it does not
+        know."""
+        problem = (await self.schema_state()).problem()
+        if problem is not None:
+            raise migrations.SchemaError(problem)
 
     async def ping(self) -> bool:
         try:

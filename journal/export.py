@@ -50,7 +50,7 @@ def to_xlsx(summary: dict[str, Any]) -> bytes:
     from openpyxl import Workbook
 
     book = Workbook()
-    sheet = book.active
+    sheet = book.worksheets[0]
     sheet.title = "Сводка"
     sheet.append(["Период", summary["period"]])
     sheet.append(list(HEADER))

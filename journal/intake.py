@@ -26,28 +26,46 @@ from __future__ import annotations
 import asyncio
 import random
 from collections import defaultdict
-from collections.abc import Awaitable, Callable, Iterable, Iterator, Sequence
-from dataclasses import dataclass, field
+from collections.abc import Awaitable, Callable, Collection, Iterable, Iterator, Sequence
+from dataclasses import dataclass, field, fields, replace
 from datetime import UTC, datetime
 from functools import partial
 from pathlib import PurePosixPath
 from typing import Any
 
 import structlog
-from sqlalchemy import and_, bindparam, insert, select, union_all, update
+from sqlalchemy import ColumnElement, and_, bindparam, insert, or_, select, update
 from sqlalchemy.engine import Connection
 from sqlalchemy.exc import DBAPIError, IntegrityError
 from sqlalchemy.ext.asyncio import AsyncSession
 
 from journal.bus import Bus, Notification
+from journal.callback_attempts import (
+    MISSED_OUTCOME,
+    result_of_call,
+    result_to_fill,
+    settlement,
+)
 from journal.db import REQUEST_COUNTER, Database
-from journal.models import Call, CallLeg, CallLogEntry, Counter, Recording, Request, Transfer
+from journal.history import HISTORY_CHUNK, HISTORY_LIMIT, grouped, histories_select, pick
+from journal.models import (
+    Call,
+    CallbackAttempt,
+    CallLeg,
+    CallLogEntry,
+    Counter,
+    Recording,
+    Request,
+    Transfer,
+)
 from journal.models import Notification as StoredNotification
 from journal.notify import SCOPE_KEY, Scope
 from journal.phones import normalize_phone
 from telephony.buffer import SpillingBuffer
 from telephony.callevents import (
+    EVENT_TYPES,
     CallAnswered,
+    CallAnsweredElsewhere,
     CallEnded,
     CallEvent,
     CallHeld,
@@ -63,13 +81,9 @@ from telephony.callevents import (
 
 log = structlog.get_logger(__name__)
 
-HISTORY_LIMIT = 10
 NEW_REQUEST_SCOPE = Scope("1", None, False)
 # Keys per IN (...) list and per UNION ALL: below SQLite's variable and compound-select limits.
 CHUNK = 400
-# SQLite refuses more than 500 terms in one compound SELECT.
-HISTORY_CHUNK = 200
-
 _REQUESTS = Request.__table__
 # What a batch reads of a stored request, in ``Intake._known_request``'s argument order.
 _REQUEST_FACTS = (Request.number, Request.caller_normalized, Request.caller_number,
@@ -77,6 +91,19 @@ _REQUEST_FACTS = (Request.number, Request.caller_normalized, Request.caller_numb
                   Request.outcome, Request.level, Request.smo, Request.corruption)
 _CALLS = Call.__table__
 _LEGS = CallLeg.__table__
+# The column each PBX-given field of a call event is written to (its length is the limit).
+_COLUMNS = {
+    "linkedid": Call.linkedid, "uniqueid": CallLeg.uniqueid, "caller_number": Call.caller_number,
+    "line": Call.line, "channel": CallLeg.channel, "extension": CallLeg.extension,
+    "queue": CallLeg.queue, "number": Call.answered_by_external,
+    "from_extension": Transfer.from_extension, "to": Transfer.to, "smo": Transfer.smo,
+    "pbx_path": Recording.pbx_path,
+}
+_LIMITS: dict[type, tuple[tuple[str, int], ...]] = {
+    cls: tuple((f.name, _COLUMNS[f.name].type.length) for f in fields(cls)
+               if f.name in _COLUMNS)
+    for cls in EVENT_TYPES.values()
+}
 
 
 # --------------------------------------------------------------------------- batch state
@@ -130,6 +157,7 @@ class _Call:
     queued: bool = False
     answered: bool = False
     ended: bool = False
+    outbound: bool = False
     legs: dict[str, _Leg] = field(default_factory=dict)
     transfers: set[tuple[str, str, str]] | None = None  # loaded on demand
     row: dict[str, Any] | None = None  # pending INSERT
@@ -173,6 +201,8 @@ class _Batch:
     known_paths: set[str] = field(default_factory=set)
     logs: list[tuple[_Call, datetime, str, dict[str, Any]]] = field(default_factory=list)
     pops: list[_Pop] = field(default_factory=list)
+    # Call-back calls on missed calls that ended: (call, request, result, at).
+    attempts: list[tuple[_Call, _Req, str, datetime]] = field(default_factory=list)
     new_numbers: set[int] = field(default_factory=set)
     new_per_caller: dict[str, int] = field(default_factory=lambda: defaultdict(int))
     last_new_number: int = 0
@@ -180,6 +210,9 @@ class _Batch:
     locked: bool = False
     # pending_callbacks entries taken by this attempt: given back if it rolls back.
     taken_callbacks: dict[str, int] = field(default_factory=dict)
+    # Ended calls that may still learn facts (CEL backfill of a call the live path closed
+    # by reconciliation, blind to its end).
+    amend: set[str] = field(default_factory=set)
 
 
 class Intake:
@@ -194,6 +227,7 @@ class Intake:
         recordings_pbx_dir: str = "/var/spool/asterisk/monitor",
         batch_size: int = 5000,
         on_committed: Callable[[Sequence[CallEvent]], Awaitable[None]] | None = None,
+        missed_callback_attempts: int = 3,
     ) -> None:
         self.db = db
         self.bus = bus
@@ -207,12 +241,15 @@ class Intake:
         self.committed_events = 0
         self.retries = 0
         self.dropped_events = 0
+        self.clipped_values = 0
         self.busy = False
         self.last_commit_at: datetime | None = None
         # Optional probe (benchmarks): called with each batch right after its commit.
         self.commit_observer: Callable[[Sequence[CallEvent]], None] | None = None
         # Originations requested through the service: dialled number → request id.
         self.pending_callbacks: dict[str, int] = {}
+        # Failed call-back attempts on a missed call before the request's result says so.
+        self.missed_callback_attempts = missed_callback_attempts
 
     # ------------------------------------------------------------------ running
     async def run(self, buffer: SpillingBuffer) -> None:
@@ -226,36 +263,58 @@ class Intake:
             finally:
                 self.busy = False
 
-    async def open_calls(self) -> list[tuple[str, str, list[str]]]:
-        """(linkedid, direction, answered_by) of stored calls not yet ended — for a restart."""
+    async def open_calls(self) -> list[tuple[str, str, list[str], str | None]]:
+        """(linkedid, direction, answered_by, answered elsewhere by) of stored calls not yet
+        ended — for a restart."""
         async with self.db.session() as session:
             rows = await session.execute(
-                select(Call.linkedid, Call.direction, Call.operator)
+                select(Call.linkedid, Call.direction, Call.operator, Call.answered_by_external)
                 .where(Call.pbx_id == self.pbx_id, Call.ended_at.is_(None))
             )
-            return [(lid, direction, [op] if op else []) for lid, direction, op in rows]
+            return [(lid, direction, [op] if op else [], elsewhere)
+                    for lid, direction, op, elsewhere in rows]
 
-    async def apply(self, batch: Sequence[CallEvent]) -> None:
+    async def apply(self, batch: Sequence[CallEvent], *,
+                    amend: Collection[str] = ()) -> None:
         """Apply one batch in one transaction; retry on a lost race or a dropped connection.
 
         A batch the database keeps refusing is split and applied event by event (order kept),
-        so one poisoned event costs only itself, never the calls around it.
+        so one poisoned event costs only itself, never the calls around it. ``amend``: ended
+        calls (by Linkedid) that still take answers and transfers (CEL backfill).
         """
-        if await self._commit(batch):
+        batch = [self._fit(event) for event in batch]
+        if await self._commit(batch, amend=amend):
             return
         if len(batch) == 1:
             self.dropped_events += 1
-            log.error("intake.event_dropped", event=type(batch[0]).__name__,
+            # (structlog's own first argument is called ``event``)
+            log.error("intake.event_dropped", call_event=type(batch[0]).__name__,
                       linkedid=batch[0].linkedid)
             return
         log.error("intake.batch_split", size=len(batch))
         for event in batch:
-            await self.apply([event])
+            await self.apply([event], amend=amend)
 
-    async def _commit(self, batch: Sequence[CallEvent], attempts: int = 5) -> bool:
+    def _fit(self, event: CallEvent) -> CallEvent:
+        """A PBX value must never fail a write: NULs dropped, text clipped to its column (the
+        original logged, truncated)."""
+        changes: dict[str, str] = {}
+        for name, limit in _LIMITS.get(type(event), ()):
+            value = getattr(event, name)
+            if isinstance(value, str) and (len(value) > limit or "\x00" in value):
+                changes[name] = value.replace("\x00", "")[:limit]
+        if not changes:
+            return event
+        self.clipped_values += len(changes)
+        log.warning("intake.value_clipped", call_event=type(event).__name__,
+                    fields=sorted(changes), linkedid=event.linkedid[:80])
+        return replace(event, **changes)  # type: ignore[arg-type]  # str fields only
+
+    async def _commit(self, batch: Sequence[CallEvent], attempts: int = 5,
+                      amend: Collection[str] = ()) -> bool:
         for attempt in range(attempts):
             notes: list[Notification] = []
-            state = _Batch()
+            state = _Batch(amend=set(amend))
             try:
                 await self.db.transact(partial(self._transaction, st=state, batch=batch,
                                                notes=notes))
@@ -328,6 +387,9 @@ class Intake:
         transfer_calls: set[str] = {e.linkedid for e in events if type(e) is CallTransferred}
         paths = [e.pbx_path for e in events if type(e) is RecordingStarted
                  and e.pbx_path not in st.known_paths]
+        with_legs: ColumnElement[bool] = Call.ended_at.is_(None)
+        if st.amend:
+            with_legs = or_(with_legs, Call.linkedid.in_(sorted(st.amend)))
         if missing:
             for chunk in _chunks(missing):
                 if not self.db.is_sqlite:
@@ -340,13 +402,13 @@ class Intake:
                 rows = conn.execute(
                     select(Call.id, Call.linkedid, Call.request_id, Call.queued_at.is_not(None),
                            Call.answered_at.is_not(None), Call.ended_at.is_not(None),
-                           CallLeg.uniqueid, CallLeg.ended_at.is_not(None), *_REQUEST_FACTS)
+                           Call.direction, CallLeg.uniqueid, CallLeg.ended_at.is_not(None),
+                           *_REQUEST_FACTS)
                     .outerjoin(Request, Request.id == Call.request_id)
-                    .outerjoin(CallLeg, and_(CallLeg.call_id == Call.id,
-                                             Call.ended_at.is_(None)))
+                    .outerjoin(CallLeg, and_(CallLeg.call_id == Call.id, with_legs))
                     .where(Call.pbx_id == self.pbx_id, Call.linkedid.in_(chunk)))
-                for (call_id, linkedid, request_id, queued, answered, ended, leg_uniqueid,
-                     leg_ended, *request_columns) in rows:
+                for (call_id, linkedid, request_id, queued, answered, ended, direction,
+                     leg_uniqueid, leg_ended, *request_columns) in rows:
                     call = st.calls.get(linkedid)
                     if call is None:
                         req = None
@@ -355,7 +417,7 @@ class Intake:
                             if req is None:
                                 req = self._known_request(st, request_id, *request_columns)
                         call = _Call(call_id, linkedid, req, bool(queued), bool(answered),
-                                     bool(ended))
+                                     bool(ended), direction == "outbound")
                         st.calls[linkedid] = call
                     if leg_uniqueid is not None:
                         call.legs[leg_uniqueid] = _Leg(leg_uniqueid, bool(leg_ended))
@@ -370,8 +432,9 @@ class Intake:
             rows = conn.execute(
                 select(Transfer.call_id, Transfer.kind, Transfer.from_extension, Transfer.to)
                 .where(Transfer.call_id.in_(chunk)))
-            for call_id, kind, from_extension, to in rows:
-                wanted[call_id].transfers.add((kind, from_extension, to))  # type: ignore[union-attr]
+            for row in rows:
+                wanted[row.call_id].transfers.add(  # type: ignore[union-attr]
+                    (str(row.kind), str(row.from_extension), str(row.to)))
         for chunk in _chunks(list(dict.fromkeys(paths))):
             st.known_paths.update(conn.scalars(
                 select(Recording.pbx_path).where(Recording.pbx_id == self.pbx_id,
@@ -445,7 +508,7 @@ class Intake:
                 update(Counter).where(Counter.name == REQUEST_COUNTER)
                 .values(value=Counter.value + new).returning(Counter.value))
             if top is None:
-                raise RuntimeError("the request counter row is missing; run create_schema")
+                raise RuntimeError("the request counter row is missing; run `hotline db upgrade`")
             st.next_number = int(top) - new + 1
         for event in events:
             self._apply(st, event, notes)
@@ -457,7 +520,7 @@ class Intake:
             self._call_started(st, event, notes)  # type: ignore[arg-type]
             return
         call = st.calls.get(event.linkedid)
-        if call is None or call.ended:
+        if call is None or (call.ended and event.linkedid not in st.amend):
             return
         handler = _HANDLERS.get(kind)
         if handler is not None:
@@ -479,6 +542,7 @@ class Intake:
             "registered_by": "auto", "version": 1, "updated_at": event.at,
             # Every column intake may change, so all rows of the multi-row INSERT match.
             "operator": None, "assigned_to": None, "outcome": None, "smo": None,
+            "source": event.source,
         })
         st.new_reqs.append(req)
         st.by_caller[caller_normalized].append(req)
@@ -494,15 +558,18 @@ class Intake:
             "direction": event.direction, "caller_number": event.caller_number,
             "line": event.line, "started_at": event.at, "queued_at": None,
             "answered_at": None, "ended_at": None, "outcome": None, "end_reason": None,
-            "operator": None, "queue": None,
+            "operator": None, "queue": None, "answered_by_external": None,
+            "source": event.source,
         })
         call.transfers = set()
+        call.outbound = event.direction == "outbound"
         st.calls[event.linkedid] = call
         st.new_calls.append(call)
         self._add_leg(st, call, event.uniqueid, channel=event.channel,
                       extension=event.caller_number if event.direction == "outbound" else None)
         self._log(st, call, event.at, "started", direction=event.direction,
-                  caller=event.caller_number, line=event.line)
+                  caller=event.caller_number, line=event.line,
+                  source=event.source if event.source != "ami" else None)
 
     @staticmethod
     def _add_leg(st: _Batch, call: _Call, uniqueid: str, *, channel: str = "",
@@ -557,7 +624,8 @@ class Intake:
                           queue=event.queue or None, answered_at=event.at)
         if not call.answered:
             call.answered = True
-            self._touch_call(st, call, answered_at=event.at, operator=event.extension)
+            self._touch_call(st, call, answered_at=event.at, operator=event.extension,
+                             **self._amended_outcome(st, call))
         req = call.request
         if req is not None:
             if req.operator is None:
@@ -572,6 +640,18 @@ class Intake:
         if call.request_number is not None:
             notes.append(self._call_note("call.answered", call.request, event.at,
                                          extension=event.extension))
+
+    def _answered_elsewhere(self, st: _Batch, call: _Call, event: CallAnsweredElsewhere,
+                            notes: list[Notification]) -> None:
+        """Answered by an outside number (follow-me, forwarding): no fund operator."""
+        if not call.answered:
+            call.answered = True
+            self._touch_call(st, call, answered_at=event.at, answered_by_external=event.number,
+                             **self._amended_outcome(st, call))
+        self._log(st, call, event.at, "answered_elsewhere", number=event.number)
+        if call.request_number is not None:
+            notes.append(self._call_note("call.answered", call.request, event.at,
+                                         extension=None, answered_by_external=event.number))
 
     def _held(self, st: _Batch, call: _Call, event: CallHeld,
               notes: list[Notification]) -> None:
@@ -653,10 +733,24 @@ class Intake:
         if req is not None and req.outcome is None:
             req.outcome = event.outcome
             self._touch_req(st, req, outcome=event.outcome)
+        elif req is not None and call.outbound and req.outcome == MISSED_OUTCOME:
+            # A call-back on a missed call: its outcome is a call-back attempt.
+            st.attempts.append((call, req, result_of_call(event.outcome), event.at))
         self._log(st, call, event.at, "ended", outcome=event.outcome, reason=event.reason)
         if call.request_number is not None:
             notes.append(self._call_note("call.ended", call.request, event.at,
                                          outcome=event.outcome, reason=event.reason))
+
+    def _amended_outcome(self, st: _Batch, call: _Call) -> dict[str, Any]:
+        """An ended call closed as abandoned that CEL shows answered: the outcome, on the call
+        and on its request, becomes "answered"."""
+        if not call.ended:
+            return {}
+        req = call.request
+        if req is not None and req.outcome == "abandoned":
+            req.outcome = "answered"
+            self._touch_req(st, req, outcome="answered")
+        return {"outcome": "answered"}
 
     # ------------------------------------------------------------------ pending changes
     @staticmethod
@@ -684,9 +778,9 @@ class Intake:
         """Write what the run decided: inserts first (ids for what hangs off them), the
         screen-pop histories, then updates, transfers and recordings."""
         if st.new_reqs:
-            rows = [req.row for req in st.new_reqs]
+            new_rows = [req.row for req in st.new_reqs if req.row is not None]
             ids = list(conn.scalars(
-                insert(Request).returning(Request.id, sort_by_parameter_order=True), rows))
+                insert(Request).returning(Request.id, sort_by_parameter_order=True), new_rows))
             for req, request_id in zip(st.new_reqs, ids, strict=True):
                 req.id = request_id
                 req.row = None
@@ -695,7 +789,7 @@ class Intake:
         if st.pops:
             self._histories(conn, st)
         if st.new_calls:
-            rows = []
+            rows: list[dict[str, Any]] = []
             for call in st.new_calls:
                 row = dict(call.row)  # type: ignore[arg-type]
                 row["request_id"] = row.pop("request").id
@@ -706,6 +800,8 @@ class Intake:
                 call.id = call_id
                 call.row = None
             st.new_calls.clear()
+        if st.attempts:
+            self._write_attempts(conn, st)
         if st.new_legs:
             rows = []
             for call, leg in st.new_legs:
@@ -749,6 +845,34 @@ class Intake:
                 for call, row in st.recordings])
             st.recordings.clear()
 
+    def _write_attempts(self, conn: Connection, st: _Batch) -> None:
+        """Store the call-back attempts of the run and fill their requests' result
+        ("Перезвонили", "Не дозвонились после N попыток") — before the requests' UPDATEs."""
+        conn.execute(insert(CallbackAttempt), [
+            {"request_id": req.id, "call_id": call.id, "at": at, "result": result,
+             "source": "call", "user_login": None, "note": None}
+            for call, req, result, at in st.attempts])
+        reqs: dict[int, tuple[_Req, datetime]] = {
+            req.id: (req, at) for _call, req, _result, at in st.attempts if req.id is not None}
+        results: dict[int, list[str]] = defaultdict(list)
+        current: dict[int, str | None] = {}
+        for chunk in _chunks(list(reqs)):
+            for request_id, result in conn.execute(
+                    select(CallbackAttempt.request_id, CallbackAttempt.result)
+                    .where(CallbackAttempt.request_id.in_(chunk))
+                    .order_by(CallbackAttempt.id)):
+                results[request_id].append(result)
+            for request_id, written in conn.execute(select(Request.id, Request.result)
+                                                    .where(Request.id.in_(chunk))):
+                current[request_id] = written
+        for request_id, (req, at) in reqs.items():
+            _state, text = settlement(results[request_id], self.missed_callback_attempts)
+            fill = result_to_fill(current.get(request_id), text)
+            if fill is not None and not req.closed:
+                self._touch_req(st, req, result=fill, updated_at=at)
+                req.bump_version()
+        st.attempts.clear()
+
     def _histories(self, conn: Connection, st: _Batch) -> None:
         """Fill the screen pops' ``history``: that caller's other requests, newest first.
 
@@ -758,34 +882,19 @@ class Intake:
         ones created after the ring still leaves HISTORY_LIMIT.
         """
         callers = list(dict.fromkeys(pop.caller for pop in st.pops))
-        found: dict[str, list[Any]] = defaultdict(list)
+        found: dict[str, list[Any]] = {}
         for chunk in _chunks(callers, HISTORY_CHUNK):
-            parts = [
-                select(Request.caller_normalized, Request.number, Request.created_at,
-                       Request.status, Request.topic)
-                .where(Request.caller_normalized == caller)
-                .order_by(Request.created_at.desc())
-                .limit(HISTORY_LIMIT + 1 + st.new_per_caller.get(caller, 0))
-                for caller in chunk
-            ]
-            query = parts[0] if len(parts) == 1 else union_all(
-                *[select(part.subquery()) for part in parts])
-            for row in conn.execute(query):
-                found[row[0]].append(row)
-        for rows in found.values():
-            rows.sort(key=lambda row: _sort_time(row[2]), reverse=True)
+            statement, params = histories_select(
+                [(caller, HISTORY_LIMIT + 1 + st.new_per_caller.get(caller, 0), None)
+                 for caller in chunk])
+            rows = grouped(conn.execute(statement, params))
+            for index, caller in enumerate(chunk):
+                found[caller] = rows.get(index, [])
         for pop in st.pops:
-            chosen = []
-            for _caller, number, created_at, status, topic in found.get(pop.caller, ()):
-                if number == pop.own_number or (number in st.new_numbers
-                                                and number > pop.last_new_number):
-                    continue
-                chosen.append((number, created_at, pop.statuses.get(number, status), topic))
-                if len(chosen) == HISTORY_LIMIT:
-                    break
-            chosen.sort(key=lambda row: row[0], reverse=True)
-            pop.note["history"] = [{"number": n, "created_at": _iso(c), "status": s, "topic": t}
-                                   for n, c, s, t in chosen]
+            def later_or_own(number: int, pop: _Pop = pop) -> bool:
+                return number == pop.own_number or (number in st.new_numbers
+                                                    and number > pop.last_new_number)
+            pop.note["history"] = pick(found.get(pop.caller, ()), later_or_own, pop.statuses)
         st.pops.clear()
 
     # ------------------------------------------------------------------ helpers
@@ -863,10 +972,6 @@ def _chunks(items: Sequence[Any], size: int = CHUNK) -> Iterator[Sequence[Any]]:
         yield items[start:start + size]
 
 
-def _sort_time(value: datetime) -> datetime:
-    return value if value.tzinfo is not None else value.replace(tzinfo=UTC)
-
-
 async def next_request_number(session: AsyncSession) -> int:
     """Take the next request number inside the caller's transaction (row-locked, gap-free)."""
     value = await session.scalar(
@@ -874,7 +979,7 @@ async def next_request_number(session: AsyncSession) -> int:
         .values(value=Counter.value + 1).returning(Counter.value)
     )
     if value is None:
-        raise RuntimeError("the request counter row is missing; run create_schema")
+        raise RuntimeError("the request counter row is missing; run `hotline db upgrade`")
     return int(value)
 
 
@@ -891,6 +996,7 @@ _HANDLERS: dict[type, Callable[..., None]] = {
     LegRinging: Intake._ringing,
     LegRingNoAnswer: Intake._ring_no_answer,
     CallAnswered: Intake._answered,
+    CallAnsweredElsewhere: Intake._answered_elsewhere,
     CallHeld: Intake._held,
     CallUnheld: Intake._unheld,
     CallTransferred: Intake._transferred,

@@ -41,6 +41,15 @@ class Counter(Base):
     value: Mapped[int] = mapped_column(BigInteger, default=0)
 
 
+class CelMark(Base):
+    """How far CEL backfill has read, per PBX (the newest CEL eventtime it has seen)."""
+
+    __tablename__ = "cel_marks"
+    pbx_id: Mapped[str] = mapped_column(String(40), primary_key=True)
+    high_water: Mapped[datetime]
+    updated_at: Mapped[datetime]
+
+
 class Request(Base):
     """A numbered appeal (заявка) in the journal."""
 
@@ -49,6 +58,10 @@ class Request(Base):
         UniqueConstraint("pbx_id", "linkedid", name="uq_requests_pbx_linkedid"),
         Index("ix_requests_caller_created", "caller_normalized", "created_at"),
         Index("ix_requests_created", "created_at"),
+        # The missed-calls list: abandoned calls of the last days, newest first.
+        Index("ix_requests_outcome_created", "outcome", "created_at"),
+        # Deferred answers due in a period (reports) and overdue call-back lists.
+        Index("ix_requests_deferred_due", "deferred_due_at"),
     )
 
     id: Mapped[int] = mapped_column(BigId, primary_key=True, autoincrement=True)
@@ -94,6 +107,10 @@ class Request(Base):
     closed_by: Mapped[str | None] = mapped_column(String(80))
     updated_at: Mapped[datetime | None]
     deferred_by: Mapped[str | None] = mapped_column(String(80))  # who owes the call-back
+    # Where the request came from: the live AMI stream, or recovered from CEL by backfill.
+    source: Mapped[str] = mapped_column(String(8), default="ami", server_default="ami")
+    # A complaint's verdict for the quarterly material (§37): justified, not, not yet assessed.
+    complaint_justified: Mapped[bool | None] = mapped_column(Boolean)
 
     calls: Mapped[list[Call]] = relationship(back_populates="request", order_by="Call.id")
 
@@ -120,6 +137,9 @@ class Call(Base):
     end_reason: Mapped[str | None] = mapped_column(String(20))
     operator: Mapped[str | None] = mapped_column(String(40))
     queue: Mapped[str | None] = mapped_column(String(80))
+    # The outside number that answered (follow-me, forwarding to a mobile); no operator then.
+    answered_by_external: Mapped[str | None] = mapped_column(String(40))
+    source: Mapped[str] = mapped_column(String(8), default="ami", server_default="ami")
 
     request: Mapped[Request | None] = relationship(back_populates="calls")
     legs: Mapped[list[CallLeg]] = relationship(order_by="CallLeg.id")
@@ -188,6 +208,9 @@ class Recording(Base):
     bytes: Mapped[int | None] = mapped_column(BigInteger)
     duration_s: Mapped[float | None] = mapped_column(Float)
     sha256: Mapped[str | None] = mapped_column(String(64))
+    # The file's modification time (ns) when it was linked: playback serves the file only
+    # while its size and this time are unchanged (a replaced file is refused).
+    file_mtime_ns: Mapped[int | None] = mapped_column(BigInteger)
     content_type: Mapped[str] = mapped_column(String(40), default="audio/wav")
     purged_at: Mapped[datetime | None]
 
@@ -202,8 +225,12 @@ class User(Base):
     smo: Mapped[str | None] = mapped_column(String(40))
     extension: Mapped[str | None] = mapped_column(String(40), index=True)
     full_name: Mapped[str | None] = mapped_column(String(200))
+    # Failed sign-ins in a row; from journal.users.LOCKOUT_AFTER on each one sets
+    # locked_until (a time-limited lockout, doubling). ``locked``: locked by an administrator
+    # (or by the first release's permanent lockout) until unlocked.
     failed_logins: Mapped[int] = mapped_column(Integer, default=0)
     locked: Mapped[bool] = mapped_column(Boolean, default=False)
+    locked_until: Mapped[datetime | None]
     created_at: Mapped[datetime]
 
 
@@ -254,6 +281,22 @@ class RequestAction(Base):
     user_login: Mapped[str | None] = mapped_column(String(80))
     action: Mapped[str] = mapped_column(String(40))
     data: Mapped[dict[str, Any]] = mapped_column(JSON, default=dict)
+
+
+class CallbackAttempt(Base):
+    """A call-back attempt on a missed call: taken from the linked call-back call's outcome
+    (``source="call"``) or recorded by hand (``source="manual"``)."""
+
+    __tablename__ = "callback_attempts"
+
+    id: Mapped[int] = mapped_column(BigId, primary_key=True, autoincrement=True)
+    request_id: Mapped[int] = mapped_column(ForeignKey("requests.id"), index=True)
+    call_id: Mapped[int | None] = mapped_column(ForeignKey("calls.id"), unique=True)
+    at: Mapped[datetime]
+    result: Mapped[str] = mapped_column(String(12))  # answered | no_answer | busy
+    source: Mapped[str] = mapped_column(String(10))
+    user_login: Mapped[str | None] = mapped_column(String(80))
+    note: Mapped[str | None] = mapped_column(Text)
 
 
 class UrgentContact(Base):

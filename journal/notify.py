@@ -1,6 +1,6 @@
 """Who receives which notification: the request's routing scope as the stream goes by.
 
-The websocket hub asks ``can_see_notification`` (journal/access.py) for every notification and
+The websocket hub asks ``receives`` (journal/access.py) for every notification and
 every connection, so it needs each request's level / SMO / corruption flag quickly. This module
 keeps them in a small, short-lived cache shared by all connections:
 
@@ -23,7 +23,7 @@ from typing import Any
 
 from sqlalchemy import func, select
 
-from journal.access import can_see_notification
+from journal.access import receives
 from journal.db import Database
 from journal.models import Notification as StoredNotification
 from journal.models import Request
@@ -93,10 +93,15 @@ class _Entry:
 class ScopeCache:
     """Request number → routing scope, shared by every websocket connection."""
 
-    def __init__(self, db: Database, ttl_s: float = 5.0, max_entries: int = 20_000) -> None:
+    def __init__(self, db: Database, ttl_s: float = 5.0, max_entries: int = 20_000,
+                 idle_s: float = 600.0) -> None:
         self.db = db
         self.ttl_s = ttl_s
         self.max_entries = max_entries
+        # An entry not (re)loaded for this long is forgotten: a request in use is reloaded
+        # every ``ttl_s`` anyway, so only the requests of the last minutes stay (memory flat
+        # over a day: a cap alone let a day's requests fill it and stay; issue 10 item 4).
+        self.idle_s = idle_s
         self.high_water = 0  # the highest note id seen so far
         self.loads = 0       # database look-ups (tests, metrics)
         self._entries: OrderedDict[int, _Entry] = OrderedDict()
@@ -136,10 +141,22 @@ class ScopeCache:
         return fresh
 
     def _put(self, number: int, entry: _Entry) -> None:
-        self._entries[number] = entry
-        self._entries.move_to_end(number)
-        while len(self._entries) > self.max_entries:
-            self._entries.popitem(last=False)
+        entries = self._entries
+        entries[number] = entry
+        entries.move_to_end(number)
+        while len(entries) > self.max_entries:
+            entries.popitem(last=False)
+        # Oldest (re)load first: forget from the front while they are idle. An entry marked
+        # for a reload (``loaded_at`` < 0, see ``judge``) is being read again right now: kept.
+        stale = entry.loaded_at - self.idle_s
+        while entries:
+            oldest = next(iter(entries.values()))
+            if not 0 <= oldest.loaded_at < stale or oldest is entry:
+                break
+            entries.popitem(last=False)
+
+    def __len__(self) -> int:
+        return len(self._entries)
 
     async def _load(self, number: int) -> tuple[Scope, int]:
         """The request's scope now, and the last notification id committed before it."""
@@ -191,10 +208,10 @@ class ScopeCache:
 
 def allowed(user: Principal, note: Note, before: Scope, after: Scope) -> bool:
     """The access decision for one user, given the request's scope before and as of the note."""
-    if can_see_notification(user, note, after.level, after.smo, after.corruption):
+    if receives(user, note, after.level, after.smo, after.corruption):
         return True
     return note.get("type") in LEAVING_TYPES and before.level is not None and \
-        can_see_notification(user, note, before.level, before.smo, before.corruption)
+        receives(user, note, before.level, before.smo, before.corruption)
 
 
 def _apply(before: Scope, note: Note) -> Scope | None:
@@ -301,7 +318,7 @@ async def missed_notes(db: Database, user: Principal, after_id: int,
                     "request_number": row.request_number}
             note.setdefault("at", row.at.isoformat())
             scope = scopes.get(row.request_number, UNKNOWN)  # type: ignore[arg-type]
-            if can_see_notification(user, note, scope.level, scope.smo, scope.corruption):
+            if receives(user, note, scope.level, scope.smo, scope.corruption):
                 found.append(note)
                 if len(found) >= limit:
                     return found, await _more_after(db, cursor)

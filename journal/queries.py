@@ -6,11 +6,12 @@ from dataclasses import dataclass
 from datetime import UTC, datetime
 from typing import Any
 
-from sqlalchemy import func, select
+from sqlalchemy import ColumnElement, func, select
 from sqlalchemy.ext.asyncio import AsyncSession
 from sqlalchemy.orm import selectinload
 
 from journal.access import visible_clause
+from journal.history import caller_histories
 from journal.models import Call, Recording, Request, RequestAction
 from journal.phones import normalize_phone
 from journal.users import Principal
@@ -21,7 +22,7 @@ REQUEST_FIELDS = (
     "medical_org", "kind", "topic", "summary", "result", "typical", "urgent", "urgent_action",
     "written_appeal_advised", "redirected_to", "redirect_note", "corruption",
     "recording_missing", "registered_by", "assigned_to", "operator", "outcome",
-    "corrects_number", "closed_by", "deferred_by",
+    "corrects_number", "closed_by", "deferred_by", "source", "complaint_justified",
 )
 TIME_FIELDS = ("created_at", "updated_at", "closed_at", "deferred_due_at", "deferred_done_at")
 
@@ -69,7 +70,9 @@ def call_json(call: Call) -> dict[str, Any]:
         "outcome": call.outcome,
         "end_reason": call.end_reason,
         "operator": call.operator,
+        "answered_by_external": call.answered_by_external,
         "queue": call.queue,
+        "source": call.source,
         "legs": [{"uniqueid": leg.uniqueid, "channel": leg.channel, "extension": leg.extension,
                   "queue": leg.queue, "rang_at": iso(leg.rang_at),
                   "answered_at": iso(leg.answered_at), "ended_at": iso(leg.ended_at)}
@@ -99,6 +102,18 @@ def recording_json(recording: Recording, request_number: int) -> dict[str, Any]:
 
 async def list_requests(session: AsyncSession, user: Principal,
                         flt: RequestFilter) -> tuple[list[dict[str, Any]], int]:
+    conditions = filter_conditions(user, flt)
+    total = await session.scalar(select(func.count()).select_from(Request).where(*conditions))
+    rows = await session.scalars(
+        select(Request).where(*conditions).order_by(Request.number.desc())
+        .limit(flt.limit).offset(flt.offset)
+    )
+    return [request_summary(r) for r in rows], int(total or 0)
+
+
+def filter_conditions(user: Principal, flt: RequestFilter) -> list[ColumnElement[bool]]:
+    """The request list's filters (the register report uses the same), within what ``user``
+    may see."""
     conditions = [visible_clause(user)]
     if flt.caller:
         normalized = normalize_phone(flt.caller)
@@ -116,12 +131,7 @@ async def list_requests(session: AsyncSession, user: Principal,
         conditions.append(Request.created_at >= flt.date_from)
     if flt.date_to:
         conditions.append(Request.created_at < flt.date_to)
-    total = await session.scalar(select(func.count()).select_from(Request).where(*conditions))
-    rows = await session.scalars(
-        select(Request).where(*conditions).order_by(Request.number.desc())
-        .limit(flt.limit).offset(flt.offset)
-    )
-    return [request_summary(r) for r in rows], int(total or 0)
+    return conditions
 
 
 async def load_request(session: AsyncSession, number: int) -> Request | None:
@@ -149,15 +159,20 @@ async def request_detail(session: AsyncSession, request: Request) -> dict[str, A
 
 async def active_calls(session: AsyncSession, user: Principal,
                        pbx_id: str | None = None) -> list[dict[str, Any]]:
-    query = (select(Call, Request.number)
+    query = (select(Call, Request.number, Request.caller_normalized)
              .join(Request, Request.id == Call.request_id)
              .where(Call.ended_at.is_(None), visible_clause(user))
              .order_by(Call.started_at))
     if pbx_id:
         query = query.where(Call.pbx_id == pbx_id)
-    rows = await session.execute(query)
+    rows = list(await session.execute(query))
+    # The same caller history the live screen pop carried (a page (re)opened mid-call).
+    histories = await caller_histories(
+        session, [(caller, number) for _call, number, caller in rows])
     return [{"request_number": number, "call_id": call.id, "linkedid": call.linkedid,
              "direction": call.direction, "caller_number": call.caller_number,
              "line": call.line, "started_at": iso(call.started_at),
              "answered_at": iso(call.answered_at), "operator": call.operator,
-             "queue": call.queue} for call, number in rows]
+             "answered_by_external": call.answered_by_external,
+             "queue": call.queue, "history": histories.get((caller, number), [])}
+            for call, number, caller in rows]

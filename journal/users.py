@@ -1,4 +1,8 @@
-"""Users, passwords (argon2) and sign-in with lockout after repeated failures."""
+"""Users, sessions and sign-in with a time-limited lockout after repeated failures.
+
+Passwords are hashed and checked in ``journal.passwords`` (off the event loop); the web layer
+(``hotline.web.auth``) runs a sign-in as begin (count) → check → finish, and answers every
+refusal alike."""
 
 from __future__ import annotations
 
@@ -7,15 +11,17 @@ import secrets
 from dataclasses import dataclass
 from datetime import UTC, datetime, timedelta
 
-from argon2 import PasswordHasher
-from argon2.exceptions import InvalidHashError, VerificationError
-from sqlalchemy import delete, select
+from sqlalchemy import delete, select, update
 from sqlalchemy.ext.asyncio import AsyncSession
 
 from journal.models import ROLES, User, UserSession
+from journal.passwords import hash_now, hash_off_loop
 
-MAX_FAILED_LOGINS = 10
-_hasher = PasswordHasher()
+# Failed sign-ins in a row before the first lockout; it lasts LOCKOUT_FIRST_S and doubles
+# with each further failure up to LOCKOUT_MAX_S. Time-limited: anyone can cause it.
+LOCKOUT_AFTER = 5
+LOCKOUT_FIRST_S = 60
+LOCKOUT_MAX_S = 15 * 60
 
 
 class UserError(ValueError):
@@ -42,7 +48,8 @@ def principal_of(user: User) -> Principal:
 
 
 def hash_password(password: str) -> str:
-    return _hasher.hash(password)
+    """The argon2 hash, on this thread: for set-up code with no event loop to keep free."""
+    return hash_now(password)
 
 
 async def add_user(session: AsyncSession, login: str, password: str, role: str,
@@ -60,7 +67,7 @@ async def add_user(session: AsyncSession, login: str, password: str, role: str,
         raise UserError("the login must have 1 to 80 characters")
     if await session.scalar(select(User.id).where(User.login == login)) is not None:
         raise UserError(f"user {login!r} already exists")
-    user = User(login=login, password_hash=hash_password(password), role=role, smo=smo,
+    user = User(login=login, password_hash=await hash_off_loop(password), role=role, smo=smo,
                 extension=extension, full_name=full_name, created_at=datetime.now(UTC),
                 failed_logins=0, locked=False)
     session.add(user)
@@ -68,29 +75,78 @@ async def add_user(session: AsyncSession, login: str, password: str, role: str,
     return user
 
 
-class LoginRefused(Exception):
-    def __init__(self, code: str, message: str) -> None:
-        super().__init__(message)
-        self.code = code
-        self.message = message
+@dataclass(frozen=True, slots=True)
+class SignInAttempt:
+    """One sign-in, counted as a failure before its password is checked (see begin_sign_in).
+
+    ``password_hash`` is None when the password must not be checked (unknown login, account
+    locked): the caller then checks a dummy hash instead, so every refusal costs the same."""
+
+    user_id: int | None
+    password_hash: str | None
+    refused: str | None  # why it cannot succeed: "unknown_login", "locked"; None: check it
+    locked_now: bool = False  # this attempt started a lockout
 
 
-async def authenticate(session: AsyncSession, login: str, password: str) -> User:
-    """The user for these credentials; count failures and lock after MAX_FAILED_LOGINS."""
-    user = await session.scalar(select(User).where(User.login == login))
-    if user is None:
-        _hasher.hash(password)  # same cost as a real check: no user enumeration by timing
-        raise LoginRefused("bad_credentials", "Неверный логин или пароль")
-    if user.locked:
-        raise LoginRefused("locked", "Учётная запись заблокирована, обратитесь к администратору")
-    try:
-        _hasher.verify(user.password_hash, password)
-    except (VerificationError, InvalidHashError):
-        user.failed_logins += 1
-        if user.failed_logins >= MAX_FAILED_LOGINS:
-            user.locked = True
-        raise LoginRefused("bad_credentials", "Неверный логин или пароль") from None
-    user.failed_logins = 0
+def lockout_seconds(failures: int) -> float | None:
+    """How long ``failures`` failed sign-ins in a row lock an account: none below
+    LOCKOUT_AFTER, then LOCKOUT_FIRST_S doubling with each further failure, at most
+    LOCKOUT_MAX_S."""
+    if failures < LOCKOUT_AFTER:
+        return None
+    return float(min(LOCKOUT_MAX_S, LOCKOUT_FIRST_S * 2 ** min(failures - LOCKOUT_AFTER, 16)))
+
+
+def is_locked(user: User, now: datetime | None = None) -> bool:
+    """Locked by an administrator, or within a lockout after failed sign-ins."""
+    until = aware(user.locked_until)
+    return bool(user.locked) or (until is not None and until > (now or datetime.now(UTC)))
+
+
+def aware(value: datetime | None) -> datetime | None:
+    # SQLite hands back naive datetimes; everything stored is UTC.
+    return value.replace(tzinfo=UTC) if value is not None and value.tzinfo is None else value
+
+
+async def begin_sign_in(session: AsyncSession, login: str,
+                        now: datetime | None = None) -> SignInAttempt:
+    """Count a sign-in attempt as a failure *before* its password is checked, atomically.
+
+    Counting first, in one statement (``failed_logins = failed_logins + 1 ... RETURNING``),
+    is what stops parallel guesses: each attempt that gets a count below the lockout threshold
+    may check its password, the one that reaches it locks the account in the same transaction,
+    and every attempt after that is refused unchecked. A successful check resets the count
+    (:func:`finish_sign_in`). Commit this transaction before checking the password: the
+    check takes ~100 ms and must not hold a write lock.
+    """
+    now = now or datetime.now(UTC)
+    not_locked = (User.login == login) & User.locked.is_(False) \
+        & (User.locked_until.is_(None) | (User.locked_until <= now))
+    row = (await session.execute(
+        update(User).where(not_locked).values(failed_logins=User.failed_logins + 1)
+        .returning(User.id, User.failed_logins, User.password_hash)
+        .execution_options(synchronize_session=False)
+    )).first()
+    if row is None:
+        user_id = await session.scalar(select(User.id).where(User.login == login))
+        return SignInAttempt(user_id, None, "unknown_login" if user_id is None else "locked")
+    user_id, failures, password_hash = row
+    seconds = lockout_seconds(failures)
+    if seconds is not None:
+        await session.execute(update(User).where(User.id == user_id)
+                              .values(locked_until=now + timedelta(seconds=seconds))
+                              .execution_options(synchronize_session=False))
+    return SignInAttempt(user_id, password_hash, None, locked_now=seconds is not None)
+
+
+async def finish_sign_in(session: AsyncSession, user_id: int) -> User:
+    """The password was right: clear the failure count (and the lockout this attempt may have
+    started) and return the user."""
+    await session.execute(update(User).where(User.id == user_id)
+                          .values(failed_logins=0, locked_until=None)
+                          .execution_options(synchronize_session=False))
+    user = await session.get(User, user_id, populate_existing=True)
+    assert user is not None
     return user
 
 
@@ -127,8 +183,9 @@ async def resolve_session(session: AsyncSession, token: str) -> ResolvedSession 
     if row is None:
         return None
     user, csrf, expires_at = row
-    if expires_at.tzinfo is None:
-        expires_at = expires_at.replace(tzinfo=UTC)
+    expires_at = aware(expires_at) or expires_at
+    # Only an administrator's lock ends sessions: a lockout after failed sign-ins can be
+    # caused by anyone who knows the login, and must not sign the user out.
     if expires_at < datetime.now(UTC) or user.locked:
         return None
     return ResolvedSession(principal_of(user), csrf, expires_at)

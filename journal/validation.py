@@ -24,7 +24,9 @@ TEXT_LIMITS: dict[str, int] = {
     "summary": 10000, "result": 10000, "urgent_action": 5000, "assigned_to": 80,
 }
 BOOL_FIELDS = ("typical", "urgent", "written_appeal_advised", "corruption")
-PATCHABLE = frozenset(TEXT_LIMITS) | frozenset(BOOL_FIELDS) | {
+# Yes, no, or not assessed yet (null).
+OPTIONAL_BOOL_FIELDS = ("complaint_justified",)
+PATCHABLE = frozenset(TEXT_LIMITS) | frozenset(BOOL_FIELDS) | frozenset(OPTIONAL_BOOL_FIELDS) | {
     "contact_phone", "policy_number", "snils", "kind", "topic", "status",
 }
 _DIGITS = re.compile(r"\D")
@@ -143,6 +145,8 @@ def _check_field(name: str, value: Any, topics: Collection[str],
         return _text(name)(value)
     if name in BOOL_FIELDS:
         return _bool(value)
+    if name in OPTIONAL_BOOL_FIELDS:
+        return None if value is None else _bool(value)
     if value is None or value == "":
         if name == "status":
             raise ValueError("Укажите статус")

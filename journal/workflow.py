@@ -19,7 +19,7 @@ from sqlalchemy import select, update
 from sqlalchemy.ext.asyncio import AsyncSession
 
 from config import Settings
-from journal.access import can_close, can_edit, visible_clause
+from journal.access import ROUTE_TARGETS, Action, can_edit, may_route, require, visible_clause
 from journal.audit import audit
 from journal.bus import Notification
 from journal.intake import next_request_number
@@ -37,13 +37,6 @@ from journal.validation import (
 
 REDIRECT_TARGETS = {"rzn": "Росздравнадзор", "other_tfoms": "ТФОМС другого субъекта РФ",
                     "other": "Иная организация"}
-# Who may route where (regulation §28, §30, §33 and the Arkhangelsk routing description).
-ROUTES_BY_ROLE: dict[str, frozenset[str]] = {
-    "admin": frozenset({"l2", "smo", "redirect", "written_appeal", "corruption"}),
-    "operator": frozenset({"l2", "smo", "redirect", "written_appeal", "corruption"}),
-    # An SMO representative hands a case back to the fund, never to another SMO.
-    "smo": frozenset({"l2", "redirect", "written_appeal", "corruption"}),
-}
 CITIZEN_FIELDS = ("full_name", "address_as", "contact_phone", "policy_number", "snils",
                   "territory", "medical_org", "kind", "topic", "summary")
 
@@ -75,12 +68,13 @@ def ensure_can_edit(user: Principal, request: Request) -> None:
         raise WorkflowError(403, "forbidden", "Недостаточно прав для изменения заявки")
 
 
-def parse_version(body: dict[str, Any], required: bool) -> int | None:
+def parse_version(body: dict[str, Any]) -> int | None:
+    """The version the client read (optional: without it the last write wins)."""
     version = body.get("version")
-    if version is None and not required:
+    if version is None:
         return None
     if isinstance(version, bool) or not isinstance(version, int):
-        raise Invalid({"version": "Укажите версию заявки (целое число), полученную при чтении"})
+        raise Invalid({"version": "Версия заявки — целое число, полученное при чтении"})
     return version
 
 
@@ -89,19 +83,19 @@ async def bump_version(session: AsyncSession, request: Request, expected: int | 
     """Atomically move the request to the next version or raise ``version_conflict``."""
     expected = request.version if expected is None else expected
     if expected != request.version:
-        raise _conflict(request)
+        raise version_conflict(request)
     result = await session.execute(
         update(Request).where(Request.id == request.id, Request.version == expected,
                               Request.closed_at.is_(None))
         .values(version=expected + 1, updated_at=at)
         .execution_options(synchronize_session=False))
-    if not result.rowcount:
-        raise _conflict(request)
+    if not result.rowcount:  # type: ignore[attr-defined]  # CursorResult of an UPDATE
+        raise version_conflict(request)
     request.version = expected + 1
     request.updated_at = at
 
 
-def _conflict(request: Request) -> WorkflowError:
+def version_conflict(request: Request) -> WorkflowError:
     return WorkflowError(409, "version_conflict",
                          f"Заявку {request.number} уже изменил другой пользователь: "
                          "обновите её и повторите изменения")
@@ -136,13 +130,16 @@ def _corruption_flagged(session: AsyncSession, request: Request, user: Principal
 async def patch_request(session: AsyncSession, user: Principal, request: Request,
                         body: dict[str, Any], topics: set[str],
                         remote: str | None) -> Outcome:
-    """Apply a PATCH body (fields + ``version``) after validating every field."""
+    """Apply a PATCH body (fields, optionally ``version``) after validating every field.
+
+    Without a version the last write wins (DESIGN §5: fields alone suffice); with one, a stale
+    edit gets ``version_conflict``."""
     ensure_can_edit(user, request)
     ensure_open(request)
     fields = {k: v for k, v in body.items() if k != "version"}
     errors: dict[str, str] = {}
     try:
-        version = parse_version(body, required=True)
+        version = parse_version(body)
     except Invalid as exc:
         errors.update(exc.fields)
         version = None
@@ -180,12 +177,11 @@ async def patch_request(session: AsyncSession, user: Principal, request: Request
 # ------------------------------------------------------------------ closing and corrections
 async def close_request(session: AsyncSession, user: Principal, request: Request,
                         body: dict[str, Any], remote: str | None) -> Outcome:
-    if not can_close(user):
-        raise WorkflowError(403, "forbidden", "Закрыть заявку может только администратор")
+    require(user, Action.CLOSE, "Закрыть заявку может только администратор")
     if request.closed_at is not None:
         raise WorkflowError(409, "closed", f"Заявка {request.number} уже закрыта")
     at = now_utc()
-    await bump_version(session, request, parse_version(body, required=False), at)
+    await bump_version(session, request, parse_version(body), at)
     record(session, request, user, "close", at, status_before=request.status)
     request.status = "closed"
     request.closed_at = at
@@ -203,6 +199,7 @@ async def correct_request(session: AsyncSession, user: Principal, original: Requ
     if original.closed_at is None:
         raise WorkflowError(409, "not_closed",
                             f"Заявка {original.number} не закрыта: измените её напрямую")
+    require(user, Action.CORRECT, "Исправление закрытой заявки вносит только администратор")
     checked = validate_patch({k: v for k, v in body.items() if k != "version"}, topics)
     at = now_utc()
     number = await next_request_number(session)
@@ -237,15 +234,15 @@ async def route_request(session: AsyncSession, user: Principal, request: Request
     ensure_can_edit(user, request)
     ensure_open(request)
     target = body.get("to")
-    if target not in ROUTES_BY_ROLE["admin"]:
+    if target not in ROUTE_TARGETS:
         raise Invalid({"to": "Куда направить: l2, smo, redirect, written_appeal, corruption"})
-    if target not in ROUTES_BY_ROLE.get(user.role, frozenset()):
+    if not may_route(user, target):
         message = ("Представитель СМО не может передать обращение в другую СМО"
                    if target == "smo" and user.role == "smo" else "Недостаточно прав")
         raise WorkflowError(403, "forbidden", message)
     changes, data = _route_changes(target, body, settings)
     at = now_utc()
-    await bump_version(session, request, parse_version(body, required=False), at)
+    await bump_version(session, request, parse_version(body), at)
     before = {"level": request.level, "smo": request.smo, "status": request.status}
     was_corruption = bool(request.corruption)
     for name, value in changes.items():
@@ -313,13 +310,21 @@ def _day_end(local: datetime, hour: int) -> datetime:
     return midnight + timedelta(hours=hour)
 
 
+# A due date is at most this far ahead (a deferred answer is a matter of days; year 9999 is a
+# typing slip, and near the calendar's end time-zone arithmetic overflows).
+MAX_DUE_AHEAD = timedelta(days=366)
+
+
 def parse_time(value: Any, name: str, settings: Settings) -> datetime:
+    """An ISO 8601 time (local time of the fund when no offset is given), from 2000 on."""
     if not isinstance(value, str):
         raise Invalid({name: "Дата и время в формате ISO 8601"})
     try:
         parsed = datetime.fromisoformat(value)
     except ValueError:
         raise Invalid({name: "Дата и время в формате ISO 8601"}) from None
+    if not 2000 <= parsed.year <= 2999:
+        raise Invalid({name: "Год должен быть от 2000 до 2999"})
     if parsed.tzinfo is None:  # typed on a page: local time of the fund
         parsed = parsed.replace(tzinfo=ZoneInfo(settings.local_timezone))
     return parsed.astimezone(UTC)
@@ -352,9 +357,11 @@ async def defer_request(session: AsyncSession, user: Principal, request: Request
         errors["contact_phone"] = str(exc)
     at = now_utc()
     due = optional_time(body, "due_at", default_due(at, settings), settings, errors)
+    if due > at + MAX_DUE_AHEAD:
+        errors["due_at"] = "Срок ответа — не позднее чем через год"
     if errors:
         raise Invalid(errors)
-    await bump_version(session, request, parse_version(body, required=False), at)
+    await bump_version(session, request, parse_version(body), at)
     request.contact_phone = phone
     request.status = "deferred"
     request.deferred_due_at = due
@@ -378,7 +385,7 @@ async def callback_done(session: AsyncSession, user: Principal, request: Request
                                or len(result) > TEXT_LIMITS["summary"]):
         raise Invalid({"result": "Результат — строка не длиннее 10000 символов"})
     at = now_utc()
-    await bump_version(session, request, parse_version(body, required=False), at)
+    await bump_version(session, request, parse_version(body), at)
     request.deferred_done_at = at
     request.status = "answered"
     if result:
@@ -472,7 +479,7 @@ async def urgent_contact(session: AsyncSession, user: Principal, request: Reques
     contacted_at = optional_time(body, "contacted_at", at, settings, errors)
     if errors:
         raise Invalid(errors)
-    await bump_version(session, request, parse_version(body, required=False), at)
+    await bump_version(session, request, parse_version(body), at)
     session.add(UrgentContact(request_id=request.id, medical_org=values["medical_org"],
                               contact_person=values["contact_person"],
                               contacted_at=contacted_at, action=values["action"],

@@ -40,7 +40,8 @@ class SqliteWriter:
 
     def __init__(self, url: URL, on_connect: Callable[[Any, Any], None]) -> None:
         self._engine: Engine = create_engine(url.set(drivername="sqlite"), pool_size=1,
-                                             max_overflow=0, connect_args={"timeout": 30})
+                                             max_overflow=0, connect_args={"timeout": 30},
+                                             hide_parameters=True)
         event.listen(self._engine, "connect", on_connect)
         self._thread: ThreadPoolExecutor | None = None  # started on first use
 

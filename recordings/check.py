@@ -10,16 +10,18 @@ from __future__ import annotations
 import asyncio
 import hashlib
 import io
+import os
 from dataclasses import dataclass
 from datetime import UTC, datetime
 from pathlib import Path
+from typing import BinaryIO
 
 from sqlalchemy import exists, select, update
 from sqlalchemy.ext.asyncio import AsyncSession
 
 from journal.models import Recording, Request
 from recordings import wav
-from recordings.storage import RecordingStorage, StoredFile
+from recordings.storage import LocalStorage, RecordingStorage, StoredFile
 
 HASH_CHUNK = 1024 * 1024
 # Bytes kept from the start of a streamed file for the WAV header: MixMonitor writes 44, and
@@ -39,25 +41,44 @@ class FileFacts:
 
 
 def sha256_of(path: Path) -> str:
-    digest = hashlib.sha256()
     with path.open("rb") as stream:
-        while chunk := stream.read(HASH_CHUNK):
-            digest.update(chunk)
+        return _sha256_stream(stream)
+
+
+def _sha256_stream(stream: BinaryIO) -> str:
+    digest = hashlib.sha256()
+    while chunk := stream.read(HASH_CHUNK):
+        digest.update(chunk)
     return digest.hexdigest()
 
 
+def examine_open(stream: BinaryIO) -> FileFacts:
+    """Header, size and SHA-256 of an opened (closed by MixMonitor) recording file; size and
+    time from the descriptor itself, so they describe the very bytes hashed."""
+    st = os.fstat(stream.fileno())
+    digest = _sha256_stream(stream)
+    stream.seek(0)
+    info = wav.inspect_stream(stream, st.st_size)
+    return FileFacts(st.st_size, st.st_mtime_ns, info.duration_s, digest, info.status)
+
+
 def examine(path: Path) -> FileFacts:
-    """Header, size and SHA-256 of a (closed) recording file."""
-    st = path.stat()
-    info = wav.inspect(path)
-    return FileFacts(st.st_size, st.st_mtime_ns, info.duration_s, sha256_of(path), info.status)
+    """``examine_open`` of a file by path (tests, tools)."""
+    with path.open("rb") as stream:
+        return examine_open(stream)
+
+
+def _examine_local(storage: LocalStorage, relative: str) -> FileFacts:
+    with storage.open(relative) as stream:
+        return examine_open(stream)
 
 
 async def examine_stored(storage: RecordingStorage, stored: StoredFile) -> FileFacts:
-    """``examine`` for a file from ``storage.stat``: read directly when local, else streamed
-    once (hash and header in one pass; the size and mtime are those of the stat)."""
-    if stored.path is not None:
-        return await asyncio.to_thread(examine, stored.path)
+    """``examine`` for a file from ``storage.stat``: a local file is opened again the safe way
+    (``LocalStorage.open``) and read directly; anything else is streamed once (hash and
+    header in one pass; the size and mtime are those of the stat)."""
+    if isinstance(storage, LocalStorage):
+        return await asyncio.to_thread(_examine_local, storage, stored.key)
     digest = hashlib.sha256()
     head = bytearray()
     async for chunk in storage.read_range(stored, 0, stored.size):
@@ -71,8 +92,6 @@ async def examine_stored(storage: RecordingStorage, stored: StoredFile) -> FileF
 
 async def sha256_stored(storage: RecordingStorage, stored: StoredFile) -> str:
     """SHA-256 of a file from ``storage.stat`` (local files hashed directly)."""
-    if stored.path is not None:
-        return await asyncio.to_thread(sha256_of, stored.path)
     return (await examine_stored(storage, stored)).sha256
 
 
@@ -88,7 +107,7 @@ async def store_facts(session: AsyncSession, recording: Recording, facts: FileFa
     else:
         status = facts.status
         values = {"status": status, "bytes": facts.size, "duration_s": facts.duration_s,
-                  "sha256": facts.sha256}
+                  "sha256": facts.sha256, "file_mtime_ns": facts.mtime_ns}
         if recording.linked_at is None:
             values["linked_at"] = datetime.now(UTC)
     await session.execute(update(Recording).where(Recording.id == recording.id).values(**values))

@@ -9,10 +9,12 @@ next request, so a file linked meanwhile is served as soon as it is linked. Chan
 another process (``hotline recordings purge``) are seen within ``ttl_s``; a purged file is
 gone from storage anyway, so it cannot be served in that window.
 
-The file's size and modification time are remembered for ``stat_ttl_s`` (2 s) too: long enough
-for the burst of Range requests of one player, short enough that a changed file is seen at
-once for any practical purpose. A file that shrank meanwhile is caught by the sender (the
-connection is cut, never a short "complete" body).
+An object in S3 is looked at (HEAD) at most every ``stat_ttl_s`` (2 s): long enough for the
+burst of Range requests of one player. A local file is opened for every request and checked
+on the opened descriptor against the size and time recorded when it was linked
+(``LocalStorage.open_linked``), so a file swapped after linking is never served; one that
+shrinks while it is sent is caught by the sender (the connection is cut, never a short
+"complete" body).
 """
 
 from __future__ import annotations
@@ -46,6 +48,8 @@ class Playable:
     relative_path: str
     sha256: str | None
     content_type: str | None
+    bytes: int | None  # size and modification time when linked: only that file is served
+    file_mtime_ns: int | None
 
 
 class PlaybackIndex:
@@ -88,14 +92,15 @@ class PlaybackIndex:
             row = (await session.execute(
                 select(Request.level, Request.smo, Request.corruption, Recording.status,
                        Recording.purged_at, Recording.relative_path, Recording.sha256,
-                       Recording.content_type)
+                       Recording.content_type, Recording.bytes, Recording.file_mtime_ns)
                 .join(Recording, Recording.request_id == Request.id)
                 .where(Request.number == number, Recording.id == recording_id))).first()
         if row is None:
             return None
-        level, smo, corruption, status, purged_at, relative, sha256, content_type = row
+        (level, smo, corruption, status, purged_at, relative, sha256, content_type, size,
+         mtime_ns) = row
         return Playable(level, smo, bool(corruption), status, purged_at is not None, relative,
-                        sha256, content_type)
+                        sha256, content_type, size, mtime_ns)
 
     def clear(self) -> None:
         """Forget everything."""

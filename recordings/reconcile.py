@@ -7,10 +7,11 @@
 
 from __future__ import annotations
 
-from collections.abc import Callable
+from collections.abc import Awaitable, Callable
 from dataclasses import dataclass, field
-from datetime import datetime
+from datetime import datetime, timedelta
 from pathlib import PurePosixPath
+from zoneinfo import ZoneInfo
 
 from sqlalchemy import select
 
@@ -148,13 +149,41 @@ async def verify(worker: RecordingsWorker, *, progress: Progress = _noop) -> Ver
             report.tampered.append((number, recording.id, recording.relative_path))
         elif recording.status == "tampered":
             facts = await examine_stored(worker.storage, stored)
-            await _set_status(db, recording.id, facts.status)
+            # The original bytes are back: they are what playback may serve again.
+            await _set_status(db, recording.id, facts.status, file_mtime_ns=facts.mtime_ns)
             report.restored.append((number, recording.id, recording.relative_path))
     return report
 
 
-async def _set_status(db: Database, recording_id: int, status: str) -> None:
+async def _set_status(db: Database, recording_id: int, status: str,
+                      file_mtime_ns: int | None = None) -> None:
     async with db.sessions.begin() as session:
         recording = await session.get(Recording, recording_id)
         if recording is not None:
             recording.status = status
+            if file_mtime_ns is not None:
+                recording.file_mtime_ns = file_mtime_ns
+
+
+def recording_finder(storage: RecordingStorage, pbx_dir: str,
+                     timezone: str = "UTC") -> Callable[[str, datetime], Awaitable[str | None]]:
+    """For CEL backfill: the file of a call the journal never saw, as Asterisk named it.
+
+    CEL carries no file name (Asterisk 12+ writes no application events to it), so the file is
+    found the way ``reconcile`` finds files without a call: among the stored WAV files, in the
+    date folders (``Y/m/d``, the PBX's local date) around the call's start, the one whose name
+    ends with ``-<Linkedid>.wav`` (the dialplan's ``…-${UNIQUEID}`` of the trunk leg)."""
+    zone = ZoneInfo(timezone)
+    base = pbx_dir.rstrip("/")
+
+    async def find(linkedid: str, started_at: datetime) -> str | None:
+        suffix = f"-{linkedid}.wav"
+        local = started_at.astimezone(zone)
+        for day in (local, local - timedelta(days=1), local + timedelta(days=1)):
+            prefix = day.strftime("%Y/%m/%d/")
+            async for relative in storage.list_keys(prefix):
+                if PurePosixPath(relative).name.endswith(suffix):
+                    return f"{base}/{relative}"
+        return None
+
+    return find

@@ -14,9 +14,9 @@ import os
 from collections.abc import AsyncIterator
 from dataclasses import dataclass
 from pathlib import Path
-from typing import Protocol, runtime_checkable
+from typing import BinaryIO, Protocol, runtime_checkable
 
-from recordings.locate import locate
+from recordings.locate import UnsafePath, locate, open_exact
 
 CHUNK_BYTES = 256 * 1024
 
@@ -25,6 +25,10 @@ class StorageUnavailable(Exception):
     """The store cannot answer now (down, refusing, timing out, rejecting our keys).
 
     Not "the file is absent": callers keep waiting instead of marking recordings missing."""
+
+
+class FileChanged(Exception):
+    """The file at a recording's path is not the one that was linked (size or time differ)."""
 
 
 @dataclass(frozen=True, slots=True)
@@ -63,7 +67,8 @@ class RecordingStorage(Protocol):
 
 
 class LocalStorage:
-    """Recordings on the local file system under ``root``."""
+    """Recordings on the local file system under ``root``: exactly ``root/<key>``, opened
+    without following symbolic links (``recordings.locate.open_exact``)."""
 
     def __init__(self, root: Path) -> None:
         self.root = Path(root)
@@ -76,19 +81,40 @@ class LocalStorage:
         return await asyncio.to_thread(self._stat, relative)
 
     def _stat(self, relative: str) -> StoredFile | None:
-        path = self.find(relative)
-        if path is None:
-            return None
         try:
-            st = path.stat()
-        except FileNotFoundError:
+            stream = self.open(relative)
+        except (UnsafePath, OSError):
             return None
-        return StoredFile(relative, st.st_size, st.st_mtime_ns, path)
+        with stream:
+            st = os.fstat(stream.fileno())
+        return StoredFile(relative, st.st_size, st.st_mtime_ns, self.root / relative)
+
+    def open(self, relative: str) -> BinaryIO:
+        """The regular file at ``relative``, opened safely (blocking; the caller closes it).
+        Raises OSError (FileNotFoundError when absent) or UnsafePath."""
+        return os.fdopen(open_exact(self.root, relative), "rb", buffering=0)
+
+    def open_linked(self, relative: str, size: int | None,
+                    mtime_ns: int | None) -> tuple[BinaryIO, os.stat_result]:
+        """``open``, checking on the opened descriptor that the file is still the one linked
+        (its size, and modification time when they were recorded); the file and what its
+        descriptor told. Raises FileChanged."""
+        stream = self.open(relative)
+        try:
+            st = os.fstat(stream.fileno())
+            if (size is not None and st.st_size != size) or \
+                    (mtime_ns is not None and st.st_mtime_ns != mtime_ns):
+                raise FileChanged(f"{relative}: {st.st_size} bytes, mtime {st.st_mtime_ns}; "
+                                  f"linked {size} bytes, mtime {mtime_ns}")
+        except BaseException:
+            stream.close()
+            raise
+        return stream, st
 
     async def read_range(self, stored: StoredFile, start: int,
                          count: int) -> AsyncIterator[bytes]:
-        assert stored.path is not None
-        with stored.path.open("rb") as stream:
+        stream = await asyncio.to_thread(self.open, stored.key)
+        with stream:
             stream.seek(start)
             while count > 0:
                 chunk = await asyncio.to_thread(stream.read, min(CHUNK_BYTES, count))
@@ -108,7 +134,10 @@ class LocalStorage:
     def _walk(self, prefix: str) -> list[str]:
         # os.walk tells files from folders by d_type: no stat per file.
         found = []
-        for folder, _dirs, files in os.walk(self.root):
+        # Walk only the folder the prefix names (a date folder for CEL backfill), not the tree.
+        head = prefix.rpartition("/")[0]
+        start = self.root / head if head and ".." not in head.split("/") else self.root
+        for folder, _dirs, files in os.walk(start):
             base = Path(folder).relative_to(self.root).as_posix()
             for name in files:
                 relative = name if base == "." else f"{base}/{name}"

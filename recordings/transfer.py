@@ -19,7 +19,6 @@ import os
 import select
 import threading
 from concurrent.futures import ThreadPoolExecutor
-from pathlib import Path
 
 SENDER_NICENESS = 10
 
@@ -41,18 +40,22 @@ class SendfileThreads:
         return (self.busy < self.max_threads and transport.get_write_buffer_size() == 0
                 and transport.get_extra_info("socket") is not None)
 
-    async def send(self, transport: asyncio.Transport, path: Path, offset: int,
+    async def send(self, transport: asyncio.Transport, source: int, offset: int,
                    count: int) -> int:
-        """Send ``count`` bytes of ``path`` from ``offset``; returns the bytes sent (fewer
-        when the file shrank since it was looked at)."""
+        """Send ``count`` bytes of the opened file ``source`` (a descriptor) from ``offset``;
+        returns the bytes sent (fewer when the file shrank since it was opened)."""
         fd = os.dup(transport.get_extra_info("socket").fileno())
+        # Our own duplicate too: the caller may close its file while the thread still runs.
+        source = os.dup(source)
         self.busy += 1
         try:
             return await asyncio.get_running_loop().run_in_executor(
-                self._pool, _send_blocking, fd, path, offset, count, int(self.stall_s * 1000))
+                self._pool, _send_blocking, fd, source, offset, count,
+                int(self.stall_s * 1000))
         finally:
             self.busy -= 1
             os.close(fd)
+            os.close(source)
 
     def close(self) -> None:
         """Stop taking transfers; running ones end by themselves (done, client gone, stalled)."""
@@ -64,19 +67,18 @@ def _lower_priority() -> None:
     os.setpriority(os.PRIO_PROCESS, threading.get_native_id(), SENDER_NICENESS)
 
 
-def _send_blocking(fd: int, path: Path, offset: int, count: int, stall_ms: int) -> int:
+def _send_blocking(fd: int, source: int, offset: int, count: int, stall_ms: int) -> int:
     poller = select.poll()
     poller.register(fd, select.POLLOUT)
     sent = 0
-    with path.open("rb") as source:
-        while sent < count:
-            try:
-                step = os.sendfile(fd, source.fileno(), offset + sent, count - sent)
-            except BlockingIOError:
-                if not poller.poll(stall_ms):
-                    raise ClientStalled(f"no progress for {stall_ms} ms") from None
-                continue
-            if step == 0:
-                break  # the file is shorter than it was at stat time
-            sent += step
+    while sent < count:
+        try:
+            step = os.sendfile(fd, source, offset + sent, count - sent)
+        except BlockingIOError:
+            if not poller.poll(stall_ms):
+                raise ClientStalled(f"no progress for {stall_ms} ms") from None
+            continue
+        if step == 0:
+            break  # the file is shorter than it was when opened
+        sent += step
     return sent

@@ -2,12 +2,10 @@
 
 from __future__ import annotations
 
-from typing import Any
-
 from config import Settings
-from hotline.service import STOP_HOOKS_KEY
+from hotline.service import Services
 from journal.db import Database
-from recordings import api
+from recordings.reconcile import recording_finder
 from recordings.storage import LocalStorage, RecordingStorage
 from recordings.worker import RecordingsWorker
 
@@ -29,14 +27,15 @@ def build_storage(settings: Settings) -> RecordingStorage:
 
 def build_worker(settings: Settings, db: Database) -> RecordingsWorker:
     return RecordingsWorker(db, build_storage(settings), pbx_id=settings.pbx_id,
-                            missing_after_s=settings.recordings_missing_after_s)
+                            missing_after_s=settings.recordings_missing_after_s,
+                            pbx_dir=settings.recordings_pbx_dir)
 
 
-def attach(services: Any) -> None:
+def attach(services: Services) -> None:
     """Intake notifies the worker after each commit; Services.start runs it; HTTP routes are
     added when the app is created; Services.stop closes the storage's connections."""
     worker = build_worker(services.settings, services.db)
-    services.extras["recordings"] = worker
-    services.extras[api.STORAGE_KEY] = worker.storage
-    services.extras.setdefault("web_extensions", []).append(api.attach)
-    services.extras.setdefault(STOP_HOOKS_KEY, []).append(worker.storage.aclose)
+    services.recordings = worker
+    services.recording_finder = recording_finder(
+        worker.storage, services.settings.recordings_pbx_dir, services.settings.pbx_timezone)
+    services.stop_hooks.append(worker.storage.aclose)

@@ -32,6 +32,7 @@ from sqlalchemy import select
 from journal.db import Database
 from journal.models import Call, Recording
 from recordings.check import FileFacts, examine_stored, mark_missing, store_facts
+from recordings.locate import UnsafePath, check_key, recording_key
 from recordings.storage import RecordingStorage, StorageUnavailable, StoredFile
 from telephony.callevents import CallEnded
 
@@ -51,7 +52,7 @@ class _Watch:
     """A pending recording the worker waits for."""
 
     recording_id: int
-    relative_path: str
+    relative_path: str | None  # None: a name that can never be linked (see ``key_of``)
     deadline: float  # loop time: no stable file by then → missing
     next_check: float
     delay: float  # the back-off step after the next miss
@@ -64,8 +65,10 @@ class RecordingsWorker:
     def __init__(self, db: Database, storage: RecordingStorage, *, pbx_id: str,
                  missing_after_s: float, poll_s: float = 0.25, stable_s: float = 0.5,
                  rescan_s: float = 60.0, max_parallel: int = 4,
-                 max_poll_s: float = 15.0) -> None:
+                 max_poll_s: float = 15.0, pbx_dir: str | None = None) -> None:
         self.db = db
+        self.pbx_dir = pbx_dir
+        self._unusable: set[str] = set()
         self.storage = storage
         self.pbx_id = pbx_id
         self.missing_after_s = missing_after_s
@@ -87,6 +90,24 @@ class RecordingsWorker:
         # stat() calls in flight at once (each is a thread hop or an HTTP request).
         self._stat_parallel = max(8, max_parallel * 4)
         self._store_down = False  # the last batch of stat calls found the store unreachable
+
+    def key_of(self, pbx_path: str, relative: str) -> str | None:
+        """Where to look for a recording: its stored relative path, only when it is exactly
+        MIXMONITOR_FILENAME with RECORDINGS_PBX_DIR taken off (a name outside that folder,
+        or with ``..`` or NUL, names no file at all). The name is matched literally."""
+        if self.pbx_dir is not None:
+            key = recording_key(pbx_path, self.pbx_dir)
+        else:
+            try:
+                key = check_key(relative)
+            except UnsafePath:
+                key = None
+        if key is None or key != relative:
+            if pbx_path not in self._unusable and len(self._unusable) < 10_000:
+                self._unusable.add(pbx_path)  # once per name, not at every rescan
+                log.warning("recordings.unusable_name", pbx_path=pbx_path[:300])
+            return None
+        return key
 
     # ------------------------------------------------------------------ intake hook
     def notify(self, batch: Sequence[Any]) -> None:
@@ -141,16 +162,16 @@ class RecordingsWorker:
         async with self.db.session() as session:
             for start in range(0, len(linkedids), 400):
                 rows.extend(await session.execute(
-                    select(Recording.id, Recording.relative_path)
+                    select(Recording.id, Recording.pbx_path, Recording.relative_path)
                     .join(Call, Call.id == Recording.call_id)
                     .where(Call.pbx_id == self.pbx_id,
                            Call.linkedid.in_(linkedids[start:start + 400]),
                            Recording.status == "pending")))
         deadline = asyncio.get_running_loop().time() + self.missing_after_s
-        for recording_id, relative in rows:
-            self._track(recording_id, relative, deadline)
+        for recording_id, pbx_path, relative in rows:
+            self._track(recording_id, self.key_of(pbx_path, relative), deadline)
 
-    def _track(self, recording_id: int, relative: str, deadline: float) -> None:
+    def _track(self, recording_id: int, relative: str | None, deadline: float) -> None:
         """Wait for this recording's file (no-op if it is already waited for)."""
         if recording_id in self._watching:
             return
@@ -221,11 +242,14 @@ class RecordingsWorker:
         delay, watch.delay = watch.delay, min(self.max_poll_s, watch.delay * 2)
         return delay
 
-    async def _stat_all(self, relatives: list[str]) -> list[StoredFile | None]:
-        """``stat`` of each path; raises StorageUnavailable when the store does not answer."""
+    async def _stat_all(self, relatives: list[str | None]) -> list[StoredFile | None]:
+        """``stat`` of each path (None: not there); raises StorageUnavailable when the store
+        does not answer."""
         limit = asyncio.Semaphore(self._stat_parallel)
 
-        async def one(relative: str) -> StoredFile | None:
+        async def one(relative: str | None) -> StoredFile | None:
+            if relative is None:
+                return None
             async with limit:
                 try:
                     return await self.storage.stat(relative)
@@ -268,7 +292,10 @@ class RecordingsWorker:
         recording = await self._load(recording_id)
         if recording is None:
             return None
-        stored = await self.storage.stat(recording.relative_path)
+        key = self.key_of(recording.pbx_path, recording.relative_path)
+        if key is None:
+            return None
+        stored = await self.storage.stat(key)
         if stored is None:
             return None
         async with self._hashing:
@@ -313,24 +340,27 @@ class RecordingsWorker:
         cutoff = now - timedelta(seconds=self.missing_after_s)
         async with self.db.session() as session:
             rows = [row for row in (await session.execute(
-                select(Recording.id, Recording.status, Recording.relative_path, Call.ended_at)
+                select(Recording.id, Recording.status, Recording.pbx_path,
+                       Recording.relative_path, Call.ended_at)
                 .join(Call, Call.id == Recording.call_id)
                 .where(Recording.pbx_id == self.pbx_id,
                        Recording.status.in_(("pending", "missing")),
                        Call.ended_at.is_not(None)))).all()
                     if row[0] not in self._watching]
         counts = {"linked": 0, "missing": 0, "waiting": 0}
-        found = await self._stat_all([row[2] for row in rows])
+        keys = [self.key_of(row[2], row[3]) for row in rows]
+        found = await self._stat_all(keys)
         deadline = asyncio.get_running_loop().time() + self.missing_after_s
         overdue: list[int] = []
-        for (recording_id, status, relative, ended_at), stored in zip(rows, found, strict=True):
+        for (recording_id, status, _pbx_path, _relative, ended_at), key, stored in \
+                zip(rows, keys, found, strict=True):
             if stored is not None and await self.link(recording_id) is not None:
                 counts["linked"] += 1
-            elif status == "pending" and _aware(ended_at) < cutoff:
+            elif status == "pending" and ended_at is not None and _aware(ended_at) < cutoff:
                 overdue.append(recording_id)
                 counts["missing"] += 1
             elif status == "pending":
-                self._track(recording_id, relative, deadline)
+                self._track(recording_id, key, deadline)
                 counts["waiting"] += 1
         if overdue:
             await self._mark_missing_many(overdue)

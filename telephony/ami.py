@@ -25,7 +25,7 @@ from panoramisk import Manager
 from panoramisk.ami_protocol import AMIProtocol
 from panoramisk.message import Message
 
-from telephony.framing import AmiFramer, headers_of
+from telephony.framing import AmiFramer, WarningGate, headers_of
 
 log = structlog.get_logger(__name__)
 
@@ -36,16 +36,36 @@ class AmiAuthError(Exception):
     """Asterisk refused the manager login: retrying would not help."""
 
 
+class FrameCounter:
+    """Garbage frames seen over all connections of one client (framing errors, oversized,
+    frames that are neither an event nor a response), and the gate of their warnings."""
+
+    def __init__(self) -> None:
+        self.malformed = 0
+        self.gate = WarningGate()
+
+    def add(self, count: int, detail: str) -> None:
+        self.malformed += count
+        held = self.gate.allow()
+        if held is not None:
+            log.warning("ami.frame_malformed", detail=detail[:200], held_back=held,
+                        total=self.malformed)
+
+
 class FramedAMIProtocol(AMIProtocol):
     """panoramisk's protocol with whole-message byte framing and a read path that never raises."""
+
+    version: str | None  # panoramisk's attribute, typed for us
 
     def connection_made(self, transport: asyncio.BaseTransport) -> None:
         super().connection_made(transport)
         self.framer = AmiFramer()
         self.last_read = time.monotonic()
 
-    def data_received(self, data: bytes) -> None:  # type: ignore[override]
+    def data_received(self, data: bytes) -> None:
         self.last_read = time.monotonic()
+        stats = self.framer.stats
+        garbage = stats.garbage
         try:
             for pairs in self.framer.feed(data):
                 # Per message: an escape here would abandon the framer mid-buffer.
@@ -53,8 +73,13 @@ class FramedAMIProtocol(AMIProtocol):
                     self._route(pairs)
                 except Exception:
                     log.exception("ami.route_failed")
+                if stats.garbage != garbage:
+                    self._garbage(stats.garbage - garbage, stats.details[-1])
+                    garbage = stats.garbage
         except Exception:
             log.exception("ami.read_failed")
+        if stats.garbage != garbage:
+            self._garbage(stats.garbage - garbage, stats.details[-1])
         if self.version is None and self.framer.banner:
             self.version = self.framer.banner.partition("/")[2].strip()
 
@@ -74,14 +99,22 @@ class FramedAMIProtocol(AMIProtocol):
                 except Exception:
                     log.exception("ami.sink_failed")
         elif "Response" not in headers:
-            log.warning("ami.frame_without_event", keys=[k for k, _ in pairs][:5])
+            self._garbage(1, f"frame without Event: {[k[:40] for k, _ in pairs][:5]}")
+
+    def _garbage(self, count: int, detail: str) -> None:
+        """Counted for /healthz ``malformed``; warned about at a limited rate."""
+        counter: FrameCounter | None = getattr(self.factory, "frames", None)
+        if counter is not None:
+            counter.add(count, detail)
 
 
 class _Manager(Manager):
     """panoramisk's Manager without its own reconnect loop and pinger: AmiClient owns those."""
 
     lost: asyncio.Future[Any] | None = None
+    pinger: asyncio.TimerHandle | None  # panoramisk's attribute, typed for us
     event_sink: EventSink | None = None
+    frames: FrameCounter | None = None
 
     def connection_made(self, f: asyncio.Future[Any]) -> None:
         if f.cancelled() or f.exception() is not None:
@@ -92,7 +125,7 @@ class _Manager(Manager):
             self.pinger = None
 
     def login(self, future: asyncio.Future[Any]) -> bool:
-        ok = super().login(future)
+        ok: bool = super().login(future)
         if self.pinger is not None:
             self.pinger.cancel()
             self.pinger = None
@@ -139,6 +172,7 @@ class AmiClient:
         # chosen (for /healthz and tests: the schedule is checked, not the clock).
         self.attempts = 0
         self.recent_delays: list[float] = []
+        self.frames = FrameCounter()
         self._manager: _Manager | None = None
         self._stopping = False
         self._task: asyncio.Task[None] | None = None
@@ -221,6 +255,7 @@ class AmiClient:
         )
         manager.lost = loop.create_future()
         manager.event_sink = self.event_sink
+        manager.frames = self.frames
         self._manager = manager
         try:
             connect = manager.connect()

@@ -9,10 +9,15 @@ from __future__ import annotations
 
 import asyncio
 import json
+import time
 from collections import deque
 from pathlib import Path
 
+import structlog
+
 from telephony.callevents import CallEvent, from_record, to_record
+
+log = structlog.get_logger(__name__)
 
 
 class SpillingBuffer:
@@ -26,6 +31,19 @@ class SpillingBuffer:
         self._spill_read_offset = 0
         self._ready = asyncio.Event()
         self.total_spilled = 0
+        self._set_aside_leftover()
+
+    def _set_aside_leftover(self) -> None:
+        """A spill file at start was left by a killed service (a clean stop drains it). Its
+        events are not ours to replay: their head may be committed already, and the restart's
+        CoreShowChannels reconciles the calls still up. Kept aside, not read: appending to it
+        and reading it from the top would hand out those events and lose ours."""
+        path = self.spill_path
+        if path is None or not path.exists():
+            return
+        aside = path.with_name(f"{path.name}.{time.time_ns()}.killed")
+        path.rename(aside)
+        log.warning("buffer.spill_left_by_a_killed_service", kept_as=str(aside))
 
     def __len__(self) -> int:
         return len(self._memory) + self._spilled

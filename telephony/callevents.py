@@ -18,6 +18,8 @@ class CallStarted:
     line: str  # the DID for inbound calls, the dialled number for outbound calls
     channel: str
     at: datetime
+    # "ami": seen live; "cel": rebuilt from CEL rows by backfill (the service was blind).
+    source: str = "ami"
 
 
 @dataclass(frozen=True, slots=True)
@@ -53,6 +55,16 @@ class CallAnswered:
     uniqueid: str
     extension: str
     queue: str
+    at: datetime
+
+
+@dataclass(frozen=True, slots=True)
+class CallAnsweredElsewhere:
+    """Answered by an outside number (follow-me or forwarding through a trunk): no operator."""
+
+    linkedid: str
+    uniqueid: str
+    number: str
     at: datetime
 
 
@@ -106,15 +118,17 @@ class CallEnded:
 
 
 CallEvent = (
-    CallStarted | QueueJoined | LegRinging | LegRingNoAnswer | CallAnswered | CallHeld
-    | CallUnheld | CallTransferred | RecordingStarted | LegEnded | CallEnded
+    CallStarted | QueueJoined | LegRinging | LegRingNoAnswer | CallAnswered
+    | CallAnsweredElsewhere | CallHeld | CallUnheld | CallTransferred | RecordingStarted
+    | LegEnded | CallEnded
 )
 
-EVENT_TYPES: dict[str, type] = {
+EVENT_TYPES: dict[str, type[CallEvent]] = {
     cls.__name__: cls
     for cls in (
-        CallStarted, QueueJoined, LegRinging, LegRingNoAnswer, CallAnswered, CallHeld,
-        CallUnheld, CallTransferred, RecordingStarted, LegEnded, CallEnded,
+        CallStarted, QueueJoined, LegRinging, LegRingNoAnswer, CallAnswered,
+        CallAnsweredElsewhere, CallHeld, CallUnheld, CallTransferred, RecordingStarted,
+        LegEnded, CallEnded,
     )
 }
 

@@ -62,38 +62,6 @@ class QueueCallerJoin:
 
 
 @dataclass(frozen=True, slots=True)
-class QueueCallerAbandon:
-    chan: Chan
-    queue: str
-    hold_time_s: int
-
-
-@dataclass(frozen=True, slots=True)
-class AgentCalled:
-    chan: Chan
-    dest: Chan
-    queue: str
-    interface: str
-
-
-@dataclass(frozen=True, slots=True)
-class AgentConnect:
-    chan: Chan
-    dest: Chan
-    queue: str
-    interface: str
-    hold_time_s: int
-
-
-@dataclass(frozen=True, slots=True)
-class AgentRingNoAnswer:
-    chan: Chan
-    dest: Chan
-    queue: str
-    interface: str
-
-
-@dataclass(frozen=True, slots=True)
 class DialBegin:
     chan: Chan | None
     dest: Chan
@@ -167,6 +135,7 @@ class CoreShowChannel:
     chan: Chan
     bridge: str
     application: str
+    application_data: str = ""  # Dial(): what the channel dials
 
 
 @dataclass(frozen=True, slots=True)
@@ -175,8 +144,8 @@ class CoreShowChannelsComplete:
 
 
 Event = (
-    NewChannel | ChannelUpdate | VarSet | Hangup | QueueCallerJoin | QueueCallerAbandon
-    | AgentCalled | AgentConnect | AgentRingNoAnswer | DialBegin | DialEnd | Hold | Unhold
+    NewChannel | ChannelUpdate | VarSet | Hangup | QueueCallerJoin
+    | DialBegin | DialEnd | Hold | Unhold
     | BridgeEnter | BridgeLeave | BlindTransfer | AttendedTransfer | MixMonitorStart
     | FullyBooted | Shutdown | CoreShowChannel | CoreShowChannelsComplete
 )
@@ -229,6 +198,15 @@ def _varset(h: Headers) -> VarSet | None:
     return VarSet(_need(h), variable, _str(h, "Value"))
 
 
+def _newexten(h: Headers) -> VarSet | None:
+    """A MixMonitor() application step: its first argument is the file (on Asterisk 13 the
+    only place the name appears for a manager user without the ``dialplan`` class)."""
+    if _str(h, "Application") != "MixMonitor":
+        return None
+    path = _str(h, "AppData").split(",", 1)[0].strip()
+    return VarSet(_need(h), "MIXMONITOR_FILENAME", path) if path else None
+
+
 def _uptime(h: Headers) -> FullyBooted:
     raw = _str(h, "Uptime")
     return FullyBooted(int(raw) if raw.isdigit() else None)
@@ -239,20 +217,9 @@ _PARSERS: dict[str, Callable[[Headers], Event | None]] = {
     "Newstate": lambda h: ChannelUpdate(_need(h)),
     "NewCallerid": lambda h: ChannelUpdate(_need(h)),
     "VarSet": _varset,
+    "Newexten": _newexten,
     "Hangup": lambda h: Hangup(_need(h), _str(h, "Cause")),
     "QueueCallerJoin": lambda h: QueueCallerJoin(_need(h), _str(h, "Queue")),
-    "QueueCallerAbandon": lambda h: QueueCallerAbandon(
-        _need(h), _str(h, "Queue"), _int(h, "HoldTime")
-    ),
-    "AgentCalled": lambda h: AgentCalled(
-        _need(h), _need(h, "Dest"), _str(h, "Queue"), _str(h, "Interface")
-    ),
-    "AgentConnect": lambda h: AgentConnect(
-        _need(h), _need(h, "Dest"), _str(h, "Queue"), _str(h, "Interface"), _int(h, "HoldTime")
-    ),
-    "AgentRingNoAnswer": lambda h: AgentRingNoAnswer(
-        _need(h), _need(h, "Dest"), _str(h, "Queue"), _str(h, "Interface")
-    ),
     "DialBegin": lambda h: DialBegin(chan(h), _need(h, "Dest"), _str(h, "DialString")),
     "DialEnd": lambda h: DialEnd(chan(h), _need(h, "Dest"), _str(h, "DialStatus")),
     "Hold": lambda h: Hold(_need(h)),
@@ -277,7 +244,7 @@ _PARSERS: dict[str, Callable[[Headers], Event | None]] = {
     "FullyBooted": _uptime,
     "Shutdown": lambda h: Shutdown(_str(h, "Restart") == "True"),
     "CoreShowChannel": lambda h: CoreShowChannel(
-        _need(h), _str(h, "BridgeId"), _str(h, "Application")
+        _need(h), _str(h, "BridgeId"), _str(h, "Application"), _str(h, "ApplicationData")
     ),
     "CoreShowChannelsComplete": lambda h: CoreShowChannelsComplete(_int(h, "ListItems")),
 }

@@ -9,7 +9,8 @@ buffer without limit.
 
 from __future__ import annotations
 
-from collections.abc import Iterator
+import time
+from collections.abc import Callable, Iterator
 from dataclasses import dataclass, field
 
 Pairs = list[tuple[str, str]]
@@ -26,7 +27,40 @@ class FramingStats:
     oversized: int = 0
     undecodable: int = 0
     malformed_lines: int = 0
+    malformed_frames: int = 0  # frames with junk lines or non-UTF-8 bytes (kept or not)
     details: list[str] = field(default_factory=list)
+
+    @property
+    def garbage(self) -> int:
+        """Frames that were not clean AMI: oversized (discarded) or malformed."""
+        return self.oversized + self.malformed_frames
+
+
+class WarningGate:
+    """Rate limit for a warning that garbage on the wire could repeat per frame: up to
+    ``burst`` lines at once, then one per ``interval_s``; each line that goes out tells how
+    many were held back since the previous one."""
+
+    def __init__(self, burst: int = 5, interval_s: float = 60.0,
+                 clock: Callable[[], float] = time.monotonic) -> None:
+        self.burst = burst
+        self.interval_s = interval_s
+        self._clock = clock
+        self._tokens = float(burst)
+        self._at = clock()
+        self.held = 0
+
+    def allow(self) -> int | None:
+        """None: keep quiet; else log now, with this many lines held back before."""
+        now = self._clock()
+        self._tokens = min(self.burst, self._tokens + (now - self._at) / self.interval_s)
+        self._at = now
+        if self._tokens < 1:
+            self.held += 1
+            return None
+        self._tokens -= 1
+        held, self.held = self.held, 0
+        return held
 
 
 class AmiFramer:
@@ -96,9 +130,11 @@ class AmiFramer:
         return True
 
     def _parse(self, chunk: bytes) -> Pairs:
+        bad = False
         try:
             text = chunk.decode("utf-8")
         except UnicodeDecodeError:
+            bad = True
             self.stats.undecodable += 1
             self._note("non-UTF-8 bytes replaced")
             text = chunk.decode("utf-8", "replace")
@@ -109,11 +145,14 @@ class AmiFramer:
                 key, sep, value = line.partition(":")
                 if not sep:
                     if line.strip():
+                        bad = True
                         self.stats.malformed_lines += 1
                         self._note(f"line without a colon skipped: {line[:80]!r}")
                     continue
                 value = value.strip()
             pairs.append((key.strip(), value))
+        if bad:
+            self.stats.malformed_frames += 1
         return pairs
 
     def _note(self, detail: str) -> None:

@@ -8,7 +8,9 @@ real PBX did; ``drops``/``gap`` inject extra drops for tests: after the N-th eve
 cut and the next ``gap`` events happen while it is away (they only change the channel table).
 Test knobs: ``hold_on_drop`` keeps the peer refusing new sessions after such a drop until
 :meth:`resume` (the PBX is unreachable while a test restarts the service); ``answer_pings``
-False makes the peer ignore Ping actions (a half-dead PBX, for the ping timeout).
+False makes the peer ignore Ping actions (a half-dead PBX, for the ping timeout);
+``events_after_listing`` holds the stream after a login until that session's CoreShowChannels
+is answered (the listing shows exactly the channels up at the cut, then the events go on).
 """
 
 from __future__ import annotations
@@ -53,7 +55,8 @@ class ChannelTable:
         if row is None:
             if event != "Newchannel":
                 return
-            row = self.channels[uniqueid] = {"BridgeId": "", "Application": ""}
+            row = self.channels[uniqueid] = {"BridgeId": "", "Application": "",
+                                             "ApplicationData": ""}
         for key in _CHANNEL_KEYS:
             if key in headers:
                 row[key] = headers[key]
@@ -63,11 +66,13 @@ class ChannelTable:
             row["BridgeId"] = ""
         elif event == "Newexten":
             row["Application"] = headers.get("Application", "")
+            row["ApplicationData"] = headers.get("AppData", "")
 
     def listing(self, action_id: str) -> list[list[tuple[str, str]]]:
         rows = [[("Event", "CoreShowChannel"), ("ActionID", action_id)]
                 + [(k, row.get(k, "")) for k in _CHANNEL_KEYS]
-                + [("BridgeId", row["BridgeId"]), ("Application", row["Application"])]
+                + [("BridgeId", row["BridgeId"]), ("Application", row["Application"]),
+                   ("ApplicationData", row["ApplicationData"])]
                 for row in self.channels.values()]
         rows.append([("Event", "CoreShowChannelsComplete"), ("ActionID", action_id),
                      ("EventList", "Complete"), ("ListItems", str(len(rows)))])
@@ -109,8 +114,11 @@ class ReplayPeer:
         hold_on_drop: bool = False,
         answer_pings: bool = True,
         rate: float = 0.0,
+        events_after_listing: bool = False,
     ) -> None:
-        self.items = list(items)
+        # One round is streamed as it comes (a load of millions of messages generated
+        # lazily); several rounds replay the same items, so they are kept.
+        self.items: Iterable[TraceItem] = items if rounds == 1 else list(items)
         self.speed = speed
         # Events per second, evenly paced (benchmarks: latency at a fixed offered load);
         # overrides ``speed`` when > 0.
@@ -126,6 +134,7 @@ class ReplayPeer:
         self.on_round = on_round
         self.hold_on_drop = hold_on_drop
         self.answer_pings = answer_pings
+        self.events_after_listing = events_after_listing
         # False while the peer plays an unreachable PBX: new sessions are closed at once.
         self.accepting = True
         self.table = ChannelTable()
@@ -201,7 +210,8 @@ class ReplayPeer:
                 session.logged_in = True
                 self._drop_session()
                 self._session = session
-                self._session_ready.set()
+                if not self.events_after_listing:
+                    self._session_ready.set()
             else:
                 self.stats.logins_refused += 1
                 self._send(session, [("Response", "Error"), ("ActionID", action_id),
@@ -220,6 +230,8 @@ class ReplayPeer:
             self._send(session, reply)
             for row in self.table.listing(action_id):
                 self._send(session, row)
+            if self.events_after_listing and session is self._session:
+                self._session_ready.set()
             return
         elif name == "originate":
             reply.append(("Message", "Originate successfully queued"))
@@ -253,7 +265,10 @@ class ReplayPeer:
                 yield TraceItem(-1.0, marker="round-pause")
 
     async def _stream(self) -> None:
-        previous_t: float | None = None
+        # Recorded pace: the loop time and trace time of the first event since the last login
+        # or pause; each event leaves at anchor + (t - t0) / speed, so late wake-ups (a loaded
+        # machine) do not add up over a long call the way sleeping each gap would.
+        anchor: tuple[float, float] | None = None
         loop = asyncio.get_running_loop()
         paced_from: float | None = None
         skipping = 0
@@ -262,11 +277,11 @@ class ReplayPeer:
         for item in self._timeline():
             if item.marker == "round-pause":
                 await asyncio.sleep(self.round_pause_s)
-                previous_t = None
+                anchor = None
                 continue
             if item.banner is not None:
                 in_login_block = True
-                previous_t = None
+                anchor = None
                 continue
             if item.marker in ("recorder-reconnect", "connection-lost"):
                 await self._flush(pending)
@@ -289,18 +304,25 @@ class ReplayPeer:
                 if ahead > 0.002:
                     await self._flush(pending)
                     await asyncio.sleep(ahead)
-            elif self.speed > 0 and previous_t is not None and item.t > previous_t:
-                await self._flush(pending)
-                await asyncio.sleep((item.t - previous_t) / self.speed)
-            previous_t = item.t
+            elif self.speed > 0:
+                if anchor is None:
+                    anchor = (loop.time(), item.t)
+                ahead = anchor[0] + (item.t - anchor[1]) / self.speed - loop.time()
+                if ahead > 0:
+                    await self._flush(pending)
+                    await asyncio.sleep(ahead)
+            if not skipping:
+                # Nobody is logged in: the PBX waits here, so the next login's CoreShowChannels
+                # lists the channels as they are now, and this event follows it.
+                session = self._session
+                if session is None or session.closed:
+                    await self._flush(pending)
+                    await self._session_ready.wait()
+                    anchor = (loop.time(), item.t) if anchor is not None else None
             self.table.apply(item.pairs)
             if skipping:
                 skipping -= 1
                 continue
-            session = self._session
-            if session is None or session.closed:
-                await self._flush(pending)
-                await self._session_ready.wait()
             index = self.stats.events_sent
             if index in self.inject:
                 pending += self.inject[index]

@@ -5,7 +5,13 @@ from __future__ import annotations
 import re
 from dataclasses import dataclass
 
-_ENDPOINT = re.compile(r"^(?:PJSIP|SIP|IAX2|DAHDI|Console)/(?P<name>.+?)-[0-9a-f]{8}$")
+# A device channel: ``PJSIP/101-0000002a``, ``SIP/150010002-0000000b``, ``IAX2/trunk-00001234``,
+# ``DAHDI/1-1`` (DAHDI counts in decimal).
+_ENDPOINT = re.compile(r"^(?:PJSIP|SIP|IAX2|Console|MOTIF|Skinny|UNISTIM|OOH323|H323|WebRTC)"
+                       r"/(?P<name>.+?)-[0-9a-f]{8}$|^DAHDI/(?P<dahdi>.+?)-\d+$", re.IGNORECASE)
+# Technologies a Dial() string or a queue interface may start with.
+_TECH = re.compile(r"^(?:PJSIP|SIP|IAX2|DAHDI|Local|Console|MOTIF|Skinny|UNISTIM|OOH323|H323)/",
+                   re.IGNORECASE)
 _LOCAL = re.compile(r"^Local/(?P<exten>[^@]+)@")
 
 
@@ -36,7 +42,9 @@ class Routing:
 def endpoint_of(channel: str) -> str | None:
     """``PJSIP/101-0000002a`` → ``101``; None for Local and unknown channel names."""
     match = _ENDPOINT.match(channel)
-    return match.group("name") if match else None
+    if match is None:
+        return None
+    return match.group("name") or match.group("dahdi")
 
 
 def local_exten(channel: str) -> str | None:
@@ -45,14 +53,45 @@ def local_exten(channel: str) -> str | None:
     return match.group("exten") if match else None
 
 
-def dialled_number(dial_string: str) -> str:
-    """The number in a Dial() string: ``88001002030@smo-trunk`` → ``88001002030``, ``PJSIP/101`` →
-    ``101``."""
-    target = dial_string.split("&", 1)[0]
-    target = target.split("/", 1)[1] if "/" in target else target
-    return target.split("@", 1)[0].split(",", 1)[0]
+@dataclass(frozen=True, slots=True)
+class DialTarget:
+    """What one Dial() destination names: the device or trunk, and the number sent through it.
+
+    ``number`` is None when the destination is a phone itself (``PJSIP/101``, ``SIP/150010002``,
+    ``PJSIP/101/sip:101@10.0.0.5``); a number that differs from the device's name means a call
+    out through a trunk (``89161112233@mts-trunk``, ``SIP/mts-trunk/89161112233``,
+    ``DAHDI/g1/89161112233``, ``PJSIP/mts/sip:89161112233@carrier``).
+    """
+
+    device: str
+    number: str | None
+
+    @property
+    def trunk(self) -> bool:
+        return self.number is not None
+
+    @property
+    def dialled(self) -> str:
+        return self.number if self.number is not None else self.device
 
 
-def is_trunk_dial(dial_string: str) -> bool:
-    """A dial through a trunk (``number@trunk``) rather than to an operator's phone."""
-    return "@" in dial_string
+def parse_dial(dial_string: str) -> DialTarget:
+    """The target of a DialBegin's ``DialString`` (app_dial gives it without the technology,
+    app_queue with it: ``101``, ``PJSIP/101``)."""
+    target = _TECH.sub("", dial_string.split("&", 1)[0].strip(), count=1)
+    target = target.split(",", 1)[0]
+    at = target.find("@")
+    slash = target.find("/")
+    if at > 0 and (slash < 0 or at < slash):
+        # number@endpoint (PJSIP) or exten@peer (chan_sip); options may follow a slash
+        number, device = target[:at], target[at + 1:].split("/", 1)[0]
+    elif slash > 0:
+        device, rest = target[:slash], target[slash + 1:]
+        if rest.lower().startswith(("sip:", "sips:", "tel:")):
+            rest = rest.split(":", 1)[1]
+        number = rest.split("@", 1)[0].split(";", 1)[0]
+    else:
+        return DialTarget(target, None)
+    if not number or number == device:
+        return DialTarget(device, None)
+    return DialTarget(device, number)

@@ -98,13 +98,20 @@ def refresh_ids(items: Iterable[TraceItem], round_no: int) -> Iterator[TraceItem
         return
     shift = round_no * 100_000
     namespace = uuid.UUID(int=round_no)
+    # A trace repeats the same few values (ids, channel names) many times: each is fixed once.
+    fixed: dict[str, str] = {}
 
     def fix(value: str) -> str:
-        if "." in value:
-            value = _ID.sub(lambda m: f"{int(m.group(1)) + shift}.{m.group(2)}", value)
-        if "-" in value and len(value) >= 36:
-            value = _UUID.sub(lambda m: str(uuid.uuid5(namespace, m.group(0))), value)
-        return value
+        new = fixed.get(value)
+        if new is not None:
+            return new
+        new = value
+        if "." in new:
+            new = _ID.sub(lambda m: f"{int(m.group(1)) + shift}.{m.group(2)}", new)
+        if "-" in new and len(new) >= 36:
+            new = _UUID.sub(lambda m: str(uuid.uuid5(namespace, m.group(0))), new)
+        fixed[value] = new
+        return new
 
     for item in items:
         if item.pairs:

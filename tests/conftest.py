@@ -23,7 +23,7 @@ from aiohttp.test_utils import TestServer
 from config import Settings, load_settings
 from hotline.assembly import build_services
 from hotline.service import Services
-from hotline.web.app import create_app
+from hotline.web.app import create_app, server_options
 from telephony.replay import ReplayPeer
 from telephony.trace import discover_traces, read_trace
 
@@ -144,11 +144,12 @@ async def start_service(db_url: tuple[str, str | None]) -> AsyncIterator[Any]:
 
     async def start(settings: Settings, http: bool = False, connect_ami: bool = True) -> Harness:
         services = build_services(settings, db_schema=db_url[1])
+        await services.db.upgrade_schema()  # as `hotline db upgrade` before `hotline serve`
         await services.start(connect_ami=connect_ami)
         server = None
         if http:
             server = TestServer(create_app(services))
-            await server.start_server()
+            await server.start_server(**server_options(settings))
         harness = Harness(services, server)
         if http:
             harness.http = ClientSession()

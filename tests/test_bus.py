@@ -6,7 +6,8 @@ import asyncio
 
 import pytest
 
-from journal.bus import Bus, NoteQueue
+from journal.bus import LocalBus as Bus
+from journal.bus import NoteQueue
 
 
 async def test_a_queue_is_fifo_and_bounded() -> None:

@@ -112,3 +112,17 @@ async def test_secret_never_logged_on_auth_failure(make_settings: Any, start_ser
     assert "ami.auth_failed" in text
     assert SECRET not in text
     assert SECRET not in repr(ami) and SECRET not in str(harness.services.health())
+
+
+def test_cel_settings() -> None:
+    settings = load_settings(cel_url="postgresql://cel@pbx/asterisk", cel_table="asterisk.cel",
+                             pbx_timezone="Europe/Moscow")
+    assert (settings.cel_table, settings.cel_interval_s, settings.cel_lookback_h) == (
+        "asterisk.cel", 300.0, 24.0)
+    assert load_settings().cel_url is None and load_settings().pbx_timezone == "UTC"
+    with pytest.raises(ConfigError, match=r"^HOTLINE_PBX_TIMEZONE: "):
+        load_settings(pbx_timezone="Mars/Olympus")
+    with pytest.raises(ConfigError, match=r"^HOTLINE_CEL_TABLE: "):
+        load_settings(cel_table="cel; drop table requests")
+    with pytest.raises(ConfigError, match=r"^HOTLINE_CEL_INTERVAL_S: "):
+        load_settings(cel_interval_s=0)

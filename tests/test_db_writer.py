@@ -21,7 +21,7 @@ def _counter(conn: Connection) -> int:
 async def test_transact_commits_rolls_back_and_runs_off_the_loop(
         db_url: tuple[str, str | None]) -> None:
     db = Database(db_url[0], schema=db_url[1])
-    await db.create_schema()
+    await db.upgrade_schema()
     loop_thread = threading.get_ident()
     try:
         def bump(conn: Connection) -> tuple[int, int]:

@@ -8,16 +8,22 @@ expected requests, numbered 1..N without gaps, each call closed out with the rig
 
 from __future__ import annotations
 
+import os
+import signal
+import subprocess
+import sys
 from pathlib import Path
 from typing import Any
 
 import pytest
-from sqlalchemy import select
+from sqlalchemy import func, select
 
+from journal.db import Database
 from journal.models import Call, Request
 from telephony.trace import TraceItem, streamed_messages
-from tests.conftest import load_meta, scenario_dirs, service_env, trace_items
+from tests.conftest import REPO, load_meta, scenario_dirs, service_env, trace_items
 from tests.helpers import wait_for
+from tests.kill_support import KILL_ITEMS, KILL_TRUTHS, check_journal, first_answer, journal_of
 
 SCENARIOS = scenario_dirs()
 DROP_POINTS = (0.1, 0.4, 0.7)
@@ -174,3 +180,57 @@ async def test_restart_after_the_call_ended_while_down(make_settings: Any, start
     await second.wait_calls_done()
     rows = await journal_rows(second.services)
     assert_journal_matches(rows, meta)
+
+
+@pytest.mark.skipif(not KILL_ITEMS, reason="no recorded traces")
+async def test_sigkill_right_after_the_first_answer(make_settings: Any, start_service: Any,
+                                                    replay_peer: Any,
+                                                    db_url: tuple[str, str | None],
+                                                    tmp_path: Path) -> None:
+    """Issue 14 as reported, with a real process and a real SIGKILL: several calls up, the
+    service killed right after the first answer, a new one started on the same database while
+    the calls go on. Every call gets exactly one request, numbered from 1, with its facts.
+    (Every other boundary, in-process: tests/test_kill_at_every_boundary.py.)"""
+    k = first_answer()
+    assert all(truth.last > k for truth in KILL_TRUTHS)  # every call still up at the kill
+    peer = await replay_peer(KILL_ITEMS, drops=[k], hold_on_drop=True,
+                             events_after_listing=True)
+    settings = make_settings(ami_port=peer.port, **FAST_AMI)
+    schema = db_url[1]
+    database = Database(settings.database_url, schema=schema)
+    await database.upgrade_schema()  # as `hotline db upgrade`
+    env = {key: value for key, value in os.environ.items() if not key.startswith("HOTLINE_")}
+    env.update({f"HOTLINE_{name.upper()}": str(getattr(settings, name)) for name in (
+        "database_url", "ami_host", "ami_port", "ami_backoff_max_s", "spill_dir",
+        "recordings_dir")})
+    env.update(HOTLINE_AMI_SECRET=settings.ami_secret.get_secret_value(),
+               HOTLINE_HOTLINE_NUMBERS=",".join(settings.hotline_numbers),
+               HOTLINE_L2_TARGETS=",".join(settings.l2_targets),
+               HOTLINE_SMO_LINES=",".join(f"{n}={s}" for n, s in settings.smo_lines.items()),
+               PYTHONPATH=str(REPO))
+    log_path = tmp_path / "killed-service.log"
+    with log_path.open("wb") as log:
+        process = subprocess.Popen([sys.executable, "-m", "tests.service_process", schema or ""],
+                                   cwd=REPO, env=env, stdout=log, stderr=subprocess.STDOUT)
+
+    async def requests_stored() -> bool:
+        async with database.session() as session:
+            return bool(await session.scalar(select(func.count()).select_from(Request)))
+
+    try:
+        await wait_for(lambda: peer.stats.events_sent >= k and not peer.accepting, 60)
+        await wait_for(requests_stored, 30)
+        process.send_signal(signal.SIGKILL)
+        process.wait(10)
+    finally:
+        if process.poll() is None:
+            process.kill()
+            process.wait()
+        await database.dispose()
+    assert process.returncode == -signal.SIGKILL, log_path.read_text(errors="replace")[-3000:]
+
+    peer.resume()
+    second = await start_service(settings)
+    await peer.done.wait()
+    await second.wait_calls_done()
+    assert check_journal(await journal_of(second.services), k, lost_from=0) == []

@@ -9,9 +9,9 @@ from typing import Any
 import pytest
 from sqlalchemy import func, select
 
-from journal.models import Recording, Request
+from journal.models import Request
 from tests.conftest import TRACES_ROOT, load_meta, scenario_dirs, service_env, trace_items
-from tests.helpers import bearer, create_user, login
+from tests.scenario_checks import check_ground_truth, replay_scenario
 
 SCENARIOS = scenario_dirs()
 
@@ -21,72 +21,12 @@ def test_recorded_traces_are_present() -> None:
     assert SCENARIOS, f"no scenario folders found under {TRACES_ROOT}"
 
 
-def expected_hotline_calls(meta: dict[str, Any]) -> list[dict[str, Any]]:
-    return [call for call in meta["calls"] if call.get("is_hotline")]
-
-
-async def replay_scenario(scenario: Path, make_settings: Any, start_service: Any,
-                          replay_peer: Any, **peer_options: Any) -> Any:
-    meta = load_meta(scenario)
-    peer = await replay_peer(trace_items(scenario), **peer_options)
-    settings = make_settings(ami_port=peer.port, recordings_dir=scenario / "recordings",
-                             **service_env(meta))
-    harness = await start_service(settings, http=True)
-    await peer.done.wait()
-    await harness.wait_calls_done()
-    return meta, harness, peer
-
-
 @pytest.mark.parametrize("scenario", SCENARIOS, ids=[s.name for s in SCENARIOS])
 async def test_scenario_matches_ground_truth(scenario: Path, make_settings: Any,
                                             start_service: Any, replay_peer: Any) -> None:
     meta, harness, _peer = await replay_scenario(scenario, make_settings, start_service,
                                                  replay_peer)
-    services = harness.services
-    async with services.db.session() as session:
-        count = await session.scalar(select(func.count()).select_from(Request))
-    assert count == meta["expected_journal_requests"]
-
-    await create_user(services, "admin", "admin")
-    token = await login(harness, "admin")
-    async with harness.http.get(harness.url("/api/v1/requests"), headers=bearer(token)) as resp:
-        listing = await resp.json()
-    assert listing["total"] == meta["expected_journal_requests"]
-    items = sorted(listing["items"], key=lambda r: r["number"])
-    for expected, summary in zip(expected_hotline_calls(meta), items, strict=True):
-        url = harness.url(f"/api/v1/requests/{summary['number']}")
-        async with harness.http.get(url, headers=bearer(token)) as resp:
-            assert resp.status == 200
-            detail = await resp.json()
-        assert detail["caller_number"] == expected["caller"]
-        assert detail["line"] == expected["did"]
-        (call,) = detail["calls"]
-        assert call["outcome"] == expected["outcome"]
-        assert call["ended_at"] is not None
-        answered_legs = [leg for leg in call["legs"] if leg["answered_at"]]
-        answered = [leg["extension"]
-                    for leg in sorted(answered_legs, key=lambda leg: leg["answered_at"])]
-        assert answered == expected["answered_by"]
-        assert call["operator"] == (expected["answered_by"][0] if expected["answered_by"] else None)
-        transfers = [{k: t[k] for k in ("kind", "from", "to", "target", "smo")}
-                     for t in call["transfers"]]
-        assert transfers == [{k: t[k] for k in ("kind", "from", "to", "target", "smo")}
-                             for t in expected.get("transfers", [])]
-        smo_transfers = [t for t in transfers if t["target"] == "smo"]
-        l2_transfers = [t for t in transfers if t["target"] == "l2"]
-        if smo_transfers:
-            assert (detail["level"], detail["smo"]) == ("smo", smo_transfers[-1]["smo"])
-        elif l2_transfers:
-            assert detail["level"] == "2"
-        else:
-            assert detail["level"] == "1"
-
-    expected_paths = {r["asterisk_path"] for r in meta.get("recordings_produced", [])
-                      if Path(r["asterisk_path"]).name.startswith("in-")}
-    async with services.db.session() as session:
-        linked = set(await session.scalars(
-            select(Recording.pbx_path).where(Recording.request_id.is_not(None))))
-    assert linked == expected_paths
+    await check_ground_truth(meta, harness)
 
 
 @pytest.mark.parametrize("scenario", SCENARIOS, ids=[s.name for s in SCENARIOS])

@@ -36,7 +36,7 @@ async def replay(scenario: Path, make_settings: Any, start_service: Any, replay_
     settings = make_settings(ami_port=peer.port, recordings_dir=recordings_dir,
                              **service_env(load_meta(scenario)), **overrides)
     harness = await start_service(settings, http=http)
-    worker = harness.services.extras["recordings"]
+    worker = harness.services.recordings
     worker.stable_s = 0.05
     worker.poll_s = 0.05
     await peer.done.wait()
@@ -50,7 +50,7 @@ async def settled(harness: Any, timeout_s: float = 15.0) -> None:
     an ended call checked (the replay peer being done does not mean the service has read it
     all yet)."""
     services = harness.services
-    worker = services.extras["recordings"]
+    worker = services.recordings
     loop = asyncio.get_running_loop()
     deadline = loop.time() + timeout_s
     last = -1

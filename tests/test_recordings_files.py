@@ -48,7 +48,7 @@ async def test_missing_file_flags_the_request_and_a_late_file_is_linked(
     source, relative = s01_file()
     (folder / relative).parent.mkdir(parents=True)
     shutil.copyfile(source, folder / relative)
-    report = await reconcile(harness.services.extras["recordings"])
+    report = await reconcile(harness.services.recordings)
     assert [(n, s) for n, _id, s in report.linked] == [(req.number, "linked")]
     assert report.calls_without_recording == [] and report.files_without_call == []
     rec, req = await only_recording(harness)
@@ -56,16 +56,20 @@ async def test_missing_file_flags_the_request_and_a_late_file_is_linked(
     assert not req.recording_missing
 
 
-async def test_rescan_links_a_late_file_in_a_flat_folder(
+async def test_a_file_away_from_its_exact_path_is_not_linked_until_it_is_there(
         tmp_path: Path, make_settings: Any, start_service: Any, replay_peer: Any) -> None:
     harness = await replay(SCENARIOS["s01"], make_settings, start_service, replay_peer,
                            tmp_path, http=False, recordings_missing_after_s=0.3)
-    worker = harness.services.extras["recordings"]
+    worker = harness.services.recordings
     report = await reconcile(worker)
     assert len(report.missing) == 1 and len(report.calls_without_recording) == 1
     source, relative = s01_file()
-    shutil.copyfile(source, tmp_path / Path(relative).name)  # flat layout
+    shutil.copyfile(source, tmp_path / Path(relative).name)  # flat: not where Asterisk wrote it
     (tmp_path / "stray.wav").write_bytes(source.read_bytes()[:44])
+    assert (await worker.rescan())["linked"] == 0  # never found by its name elsewhere
+    assert (await only_recording(harness))[0].status == "missing"
+    (tmp_path / relative).parent.mkdir(parents=True)
+    shutil.copyfile(source, tmp_path / relative)
     assert (await worker.rescan())["linked"] == 1
     rec, req = await only_recording(harness)
     assert rec.status == "linked" and not req.recording_missing
@@ -79,7 +83,7 @@ async def test_verify_reports_a_tampered_file(tmp_path: Path, make_settings: Any
     shutil.copytree(SCENARIOS["s01"] / "recordings", folder)
     harness = await replay(SCENARIOS["s01"], make_settings, start_service, replay_peer, folder,
                            http=False)
-    worker = harness.services.extras["recordings"]
+    worker = harness.services.recordings
     rec, _req = await only_recording(harness)
     assert rec.status == "linked"
     assert (await verify(worker)).tampered == []
@@ -117,7 +121,7 @@ async def test_purge_deletes_only_closed_requests_recordings(
     peer = await replay_peer(trace_items(SCENARIOS["s01"]) + trace_items(SCENARIOS["s04"]))
     settings = make_settings(ami_port=peer.port, recordings_dir=folder)
     harness = await start_service(settings)
-    worker = harness.services.extras["recordings"]
+    worker = harness.services.recordings
     worker.stable_s = 0.05
     await peer.done.wait()
     await harness.wait_calls_done()
@@ -149,22 +153,28 @@ async def test_purge_deletes_only_closed_requests_recordings(
     assert (await purge(worker, 1825, now=later)).purged == []
 
 
-def test_locate_layouts_and_escapes(tmp_path: Path) -> None:
+def test_locate_finds_only_the_exact_path_and_never_escapes(tmp_path: Path) -> None:
     root = tmp_path / "monitor"
     name = "in-88007070561-84957776655-20261125-041847-1795580327.0.wav"
     (root / "2026/11/25/sub").mkdir(parents=True)
     (root / "2026/11/25/sub" / name).write_bytes(b"x")
-    # Stored as a dated path, found by the search under the date folder.
-    assert locate(root, f"2026/11/25/{name}") == (root / "2026/11/25/sub" / name).resolve()
-    # Stored flat (PBX path outside RECORDINGS_PBX_DIR), found by the date in the name.
-    assert locate(root, name) is not None
+    assert locate(root, f"2026/11/25/sub/{name}") == root / "2026/11/25/sub" / name
+    # Not at the exact path: not there (no search below the date folder, nor by bare name).
+    assert locate(root, f"2026/11/25/{name}") is None
+    assert locate(root, name) is None
+    assert locate(root, "2026/11/25/sub/in-*.wav") is None
     (tmp_path / "secret.wav").write_bytes(b"s")
-    for bad in ("../secret.wav", "/etc/passwd", "2026/../../secret.wav", "a\x00b"):
+    for bad in ("../secret.wav", "/etc/passwd", "2026/../../secret.wav", "a\x00b", "a//b",
+                "./a", "a\\b"):
         assert locate(root, bad) is None
         with pytest.raises(UnsafePath):
             safe_join(root, bad)
     (root / "link.wav").symlink_to(tmp_path / "secret.wav")
     assert locate(root, "link.wav") is None
+    (root / "inner.wav").symlink_to(root / "2026/11/25/sub" / name)  # inside, still a link
+    assert locate(root, "inner.wav") is None
+    (root / "2026/11/alias").symlink_to(root / "2026/11/25")
+    assert locate(root, f"2026/11/alias/sub/{name}") is None
 
 
 def test_wav_header_checks(tmp_path: Path) -> None:

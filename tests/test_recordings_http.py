@@ -96,7 +96,7 @@ async def test_ids_paths_and_other_requests_are_refused(
     peer = await replay_peer(trace_items(SCENARIOS["s01"]) + trace_items(SCENARIOS["s04"]))
     settings = make_settings(ami_port=peer.port, recordings_dir=folder)
     harness = await start_service(settings, http=True)
-    worker = harness.services.extras["recordings"]
+    worker = harness.services.recordings
     worker.stable_s = 0.05
     await peer.done.wait()
     await harness.wait_calls_done()

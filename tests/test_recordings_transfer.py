@@ -8,15 +8,15 @@ import os
 import shutil
 import socket
 from pathlib import Path
-from typing import Any
+from typing import Any, BinaryIO
 
 import aiohttp
 import pytest
 from sqlalchemy import update
 
+from hotline.web.recordings_api import PLAYBACK_INDEX, SEND_THREADS
 from journal.models import Recording
-from recordings.api import PLAYBACK_INDEX, SEND_THREADS
-from recordings.storage import LocalStorage, StoredFile
+from recordings.storage import LocalStorage
 from recordings.transfer import ClientStalled, SendfileThreads, _send_blocking
 from tests.helpers import bearer, create_user, login, wait_for
 from tests.test_recordings import replay
@@ -28,7 +28,7 @@ def test_blocking_send_exact_bytes_short_file_and_stall(tmp_path: Path) -> None:
     path = tmp_path / "a.wav"
     path.write_bytes(data)
     left, right = socket.socketpair()
-    with left, right:
+    with left, right, path.open("rb") as source:
         left.setblocking(False)
         received = bytearray()
 
@@ -38,7 +38,8 @@ def test_blocking_send_exact_bytes_short_file_and_stall(tmp_path: Path) -> None:
 
         async def run() -> int:
             reading = asyncio.to_thread(reader, 1_000_000)
-            sent = asyncio.to_thread(_send_blocking, left.fileno(), path, 500, 1_000_000, 5000)
+            sent = asyncio.to_thread(_send_blocking, left.fileno(), source.fileno(), 500,
+                                     1_000_000, 5000)
             return (await asyncio.gather(sent, reading))[0]
 
         assert asyncio.run(run()) == 1_000_000
@@ -48,25 +49,25 @@ def test_blocking_send_exact_bytes_short_file_and_stall(tmp_path: Path) -> None:
 
         async def run_short() -> int:
             reading = asyncio.to_thread(reader, 100)
-            sent = asyncio.to_thread(_send_blocking, left.fileno(), path, len(data) - 100,
-                                     1000, 5000)
+            sent = asyncio.to_thread(_send_blocking, left.fileno(), source.fileno(),
+                                     len(data) - 100, 1000, 5000)
             return (await asyncio.gather(sent, reading))[0]
 
         assert asyncio.run(run_short()) == 100
         # Nobody reads: the socket buffer fills, then the stall timeout cuts the transfer.
         with pytest.raises(ClientStalled):
-            _send_blocking(left.fileno(), path, 0, len(data), 200)
+            _send_blocking(left.fileno(), source.fileno(), 0, len(data), 200)
 
 
 def test_a_client_that_goes_away_ends_the_transfer(tmp_path: Path) -> None:
     path = tmp_path / "a.wav"
     path.write_bytes(os.urandom(8 * 1024 * 1024))
     left, right = socket.socketpair()
-    with left:
+    with left, path.open("rb") as source:
         left.setblocking(False)
         right.close()
         with pytest.raises(OSError):  # EPIPE / ECONNRESET, never a hang
-            _send_blocking(left.fileno(), path, 0, path.stat().st_size, 5000)
+            _send_blocking(left.fileno(), source.fileno(), 0, path.stat().st_size, 5000)
 
 
 async def _admin_harness(tmp_path: Path, make_settings: Any, start_service: Any,
@@ -107,6 +108,9 @@ async def test_clients_that_leave_mid_download_do_not_disturb_the_others(
     with big.open("ab") as out:  # large enough that socket buffers cannot hold it
         out.write(os.urandom(40 * 1024 * 1024))
     data = big.read_bytes()
+    async with harness.services.db.sessions.begin() as session:  # linked as it is now
+        await session.execute(update(Recording).where(Recording.id == rec.id).values(
+            bytes=len(data), file_mtime_ns=big.stat().st_mtime_ns))
     port = harness.server.port
     path = f"/api/v1/requests/{number}/recordings/{rec.id}"
 
@@ -129,21 +133,21 @@ async def test_clients_that_leave_mid_download_do_not_disturb_the_others(
 
 
 @needs_traces
-async def test_a_file_that_shrank_after_stat_cuts_the_connection(
+async def test_a_file_that_shrank_after_it_was_opened_cuts_the_connection(
         tmp_path: Path, make_settings: Any, start_service: Any, replay_peer: Any,
         monkeypatch: pytest.MonkeyPatch) -> None:
     harness, token = await _admin_harness(tmp_path, make_settings, start_service, replay_peer)
     (number, rec), = (await recordings_by_number(harness)).items()
-    real_stat = LocalStorage._stat
+    real_open = LocalStorage.open_linked
 
-    def stat_then_shrink(self: LocalStorage, relative: str) -> StoredFile | None:
-        found = real_stat(self, relative)
-        assert found is not None and found.path is not None
-        with found.path.open("r+b") as out:
-            out.truncate(found.size - 1000)
-        return found
+    def open_then_shrink(self: LocalStorage, relative: str, size: int | None,
+                         mtime_ns: int | None) -> tuple[BinaryIO, os.stat_result]:
+        opened = real_open(self, relative, size, mtime_ns)
+        with (self.root / relative).open("r+b") as out:
+            out.truncate(opened[1].st_size - 1000)
+        return opened
 
-    monkeypatch.setattr(LocalStorage, "_stat", stat_then_shrink)
+    monkeypatch.setattr(LocalStorage, "open_linked", open_then_shrink)
     url = harness.url(f"/api/v1/requests/{number}/recordings/{rec.id}")
     with pytest.raises(aiohttp.ClientPayloadError):  # never a silently short "complete" body
         async with harness.http.get(url, headers=bearer(token)) as resp:

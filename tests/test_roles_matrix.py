@@ -37,6 +37,12 @@ VISIBLE = {
 EDITORS = {"admin", "operator", "smo1", "smo2"}
 ACTIVE_CALLS = {"admin", "operator", "smo1", "smo2", "auditor"}
 AUDIT_READERS = {"admin", "auditor"}
+# Deferred answers are made by whoever edits a request, SMO representatives included (§26);
+# corrections of a closed request are the administrator's, as closing is (§24).
+CALLBACK_READERS = {"admin", "operator", "smo1", "smo2"}
+CORRECTORS = {"admin"}
+# Missed calls are the fund's level-1 queue: its operators and the administrator work them.
+MISSED_READERS = {"admin", "operator"}
 
 
 async def build_journal(make_settings: Any, start_service: Any, replay_peer: Any) -> Any:
@@ -130,6 +136,23 @@ async def test_role_matrix(role: str, make_settings: Any, start_service: Any,
             m.check(f"detail {key} closed", key == "D", detail["closed"])
     await m.call("GET", "/api/v1/calls/active",
                  denied or (200 if role in ACTIVE_CALLS else 403))
+    if has_route(harness, "GET", "/api/v1/callbacks"):
+        await m.call("GET", "/api/v1/callbacks",
+                     denied or (200 if role in CALLBACK_READERS else 403))
+    else:
+        m.mismatches.append("SKIP-CALLBACKS")
+    if has_route(harness, "GET", "/api/v1/missed"):
+        await m.call("GET", "/api/v1/missed", denied or (200 if role in MISSED_READERS else 403))
+        await m.call("GET", "/api/v1/missed?state=overdue",
+                     denied or (200 if role == "admin" else 403))
+        # None of A..E is a missed call: an editor who may see it is told so (409 not_missed).
+        for key, number in numbers.items():
+            expected = denied or (404 if key not in visible else 403 if role not in EDITORS
+                                  else 409)
+            await m.call("POST", f"/api/v1/requests/{number}/callback/attempt", expected,
+                         json={"result": "no_answer"})
+    else:
+        m.mismatches.append("SKIP-MISSED")
 
     # --- the event stream: what the role may see of everything stored so far
     url = harness.url("/api/v1/events")
@@ -190,6 +213,20 @@ async def test_role_matrix(role: str, make_settings: Any, start_service: Any,
             await m.call("POST", f"/api/v1/requests/{numbers['A']}/close", 409, json={})
     else:
         m.mismatches.append("SKIP-CLOSE")
+    if has_route(harness, "POST", "/api/v1/requests/{number}/correction"):
+        # D is closed (A too by now, if the role is the administrator).
+        if anonymous:
+            expected = 401
+        elif "D" not in visible:
+            expected = 404
+        elif role not in CORRECTORS:
+            expected = 403
+        else:
+            expected = 201
+        await m.call("POST", f"/api/v1/requests/{numbers['D']}/correction", expected,
+                     json={"summary": f"исправление {role}"})
+    else:
+        m.mismatches.append("SKIP-CORRECTION")
 
     skipped = [x for x in m.mismatches if x.startswith("SKIP-")]
     real = [x for x in m.mismatches if not x.startswith("SKIP-")]

@@ -23,9 +23,8 @@ from aiohttp.test_utils import TestServer
 from sqlalchemy import select, update
 
 from config import ConfigError, load_settings
-from hotline.service import STOP_HOOKS_KEY
+from hotline.web.recordings_api import PLAYBACK_INDEX
 from journal.models import Recording, Request
-from recordings.api import PLAYBACK_INDEX
 from recordings.reconcile import reconcile, verify
 from recordings.retention import purge
 from recordings.s3 import (
@@ -368,9 +367,9 @@ async def test_worker_links_and_http_serves_a_recording_from_s3(
     moto_s3.put(prefix + relative, data)  # what `mc mirror` of the PBX spool does
     harness = await replay(SCENARIOS["s01"], make_settings, start_service, replay_peer,
                            tmp_path / "unused", **moto_s3.settings(prefix))
-    storage = harness.services.extras["recordings"].storage
+    storage = harness.services.recordings.storage
     assert isinstance(storage, S3Storage)
-    assert storage.aclose in harness.services.extras[STOP_HOOKS_KEY]
+    assert storage.aclose in harness.services.stop_hooks
     rec, req = await only_recording(harness)
     assert rec.status == "linked" and rec.bytes == len(data)
     assert rec.sha256 == hashlib.sha256(data).hexdigest()
@@ -412,7 +411,7 @@ async def test_reconcile_verify_and_purge_on_s3(tmp_path: Path, moto_s3: MotoS3,
     moto_s3.put(prefix + "2026/11/25/notes.txt", b"not a recording")
     harness = await replay(SCENARIOS["s01"], make_settings, start_service, replay_peer,
                            tmp_path / "unused", http=False, **moto_s3.settings(prefix))
-    worker = harness.services.extras["recordings"]
+    worker = harness.services.recordings
     rec, req = await only_recording(harness)
     assert rec.status == "linked"
     report = await reconcile(worker)
@@ -451,7 +450,7 @@ async def test_a_store_outage_delays_linking_but_never_marks_missing(
     settings = make_settings(ami_port=peer.port, recordings_missing_after_s=0.3,
                              **service_env(load_meta(scenario)), **moto_s3.settings(prefix))
     harness = await start_service(settings)
-    worker = harness.services.extras["recordings"]
+    worker = harness.services.recordings
     reachable, worker.storage = worker.storage, down_storage()
     worker.stable_s = worker.poll_s = 0.05
     worker.max_poll_s = 0.2

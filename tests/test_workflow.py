@@ -104,6 +104,77 @@ async def test_stale_version_gets_conflict_with_the_current_request(
     assert data["error"]["current"]["version"] == version + 1
 
 
+async def patch_with(harness: Any, headers: dict[str, str], body: Any,
+                     who: str = "op101") -> tuple[int, Any, str | None]:
+    async with harness.http.patch(harness.url("/api/v1/requests/1"), json=body,
+                                  headers={**bearer(harness.tokens[who]), **headers}) as resp:
+        return resp.status, await resp.json(), resp.headers.get("ETag")
+
+
+async def test_fields_alone_update_the_request_and_the_last_write_wins(
+        make_settings: Any, start_service: Any, replay_peer: Any) -> None:
+    """DESIGN §5: PATCH updates fields; ``version`` is optional."""
+    harness = await journal_with(["s01-answered-l1"], make_settings, start_service, replay_peer)
+    version = (await get(harness, 1))["version"]
+    status, data = await call(harness, "PATCH", "/api/v1/requests/1", "op101",
+                              {"summary": "первый"})
+    assert status == 200, data
+    assert data["summary"] == "первый" and data["version"] == version + 1
+    status, data = await call(harness, "PATCH", "/api/v1/requests/1", "op201",
+                              {"summary": "второй"})
+    assert status == 200, data
+    assert data["summary"] == "второй" and data["version"] == version + 2
+    # Concurrent unconditional edits all apply, one after the other.
+    results = await asyncio.gather(*(
+        call(harness, "PATCH", "/api/v1/requests/1", who, {"result": who})
+        for who in ("op101", "op201", "admin")))
+    assert [status for status, _ in results] == [200, 200, 200], results
+    assert (await get(harness, 1))["version"] == version + 5
+    status, data = await call(harness, "PATCH", "/api/v1/requests/1", "op101", {})
+    assert status == 422  # nothing to change
+
+
+async def test_get_gives_an_etag_that_if_match_turns_into_a_precondition(
+        make_settings: Any, start_service: Any, replay_peer: Any) -> None:
+    harness = await journal_with(["s01-answered-l1"], make_settings, start_service, replay_peer)
+    async with harness.http.get(harness.url("/api/v1/requests/1"),
+                                headers=bearer(harness.tokens["op101"])) as resp:
+        etag = resp.headers["ETag"]
+        version = (await resp.json())["version"]
+    assert etag == f'"{version}"'
+    status, data, new_etag = await patch_with(harness, {"If-Match": etag}, {"summary": "первый"})
+    assert status == 200, data
+    assert new_etag == f'"{version + 1}"' and data["version"] == version + 1
+    # The same (now stale) ETag again: 409 with the request as stored, nothing saved.
+    status, data, _ = await patch_with(harness, {"If-Match": etag}, {"summary": "второй"},
+                                       who="op201")
+    assert status == 409 and data["error"]["code"] == "version_conflict"
+    assert data["error"]["current"]["summary"] == "первый"
+    # A list naming the current version matches; so does a weak form of it and "*".
+    for form in ('"1", {}', "W/{}", "*"):
+        header = form.format(new_etag)
+        status, data, new_etag = await patch_with(harness, {"If-Match": header},
+                                                  {"result": header})
+        assert status == 200, (header, data)
+    # An entity tag that is no version of ours matches nothing; a malformed header is a 400.
+    status, data, _ = await patch_with(harness, {"If-Match": '"abc"'}, {"result": "x"})
+    assert status == 409 and data["error"]["code"] == "version_conflict"
+    status, data, _ = await patch_with(harness, {"If-Match": "abc"}, {"result": "x"})
+    assert status == 400 and data["error"]["code"] == "bad_header"
+    # Header and body both current: fine; either stale: conflict.
+    current = (await get(harness, 1))["version"]
+    status, data, _ = await patch_with(harness, {"If-Match": f'"{current}"'},
+                                       {"version": current - 1, "result": "y"})
+    assert status == 409 and data["error"]["code"] == "version_conflict"
+    status, data, _ = await patch_with(harness, {"If-Match": f'"{current}"'},
+                                       {"version": current, "result": "y"})
+    assert status == 200 and data["version"] == current + 1
+    # A closed request answers "closed" whatever the precondition.
+    await call(harness, "POST", "/api/v1/requests/1/close", "admin")
+    status, data, _ = await patch_with(harness, {"If-Match": '"1"'}, {"result": "z"})
+    assert status == 409 and data["error"]["code"] == "closed"
+
+
 async def test_concurrent_edits_of_one_version_exactly_one_wins(
         make_settings: Any, start_service: Any, replay_peer: Any) -> None:
     harness = await journal_with(["s01-answered-l1"], make_settings, start_service, replay_peer)
@@ -134,7 +205,7 @@ async def test_invalid_fields_are_refused_with_russian_messages_and_nothing_save
     after = await get(harness, 1)
     assert after["full_name"] is None and after["version"] == before["version"]
     status, data = await call(harness, "PATCH", "/api/v1/requests/1", "op101",
-                              {"summary": "без версии"})
+                              {"summary": "x", "version": "3"})
     assert status == 422 and "version" in data["error"]["fields"]
 
 
@@ -209,6 +280,9 @@ async def test_correction_after_closing_is_a_new_linked_request(
     assert status == 409  # not closed yet: edit it directly
     await call(harness, "POST", "/api/v1/requests/1/close", "admin")
     status, data = await call(harness, "POST", "/api/v1/requests/1/correction", "op101",
+                              {"kind": "жалоба"})
+    assert status == 403, data  # corrections are the administrator's (§24), as closing is
+    status, data = await call(harness, "POST", "/api/v1/requests/1/correction", "admin",
                               {"kind": "жалоба"})
     assert status == 201, data
     assert data["number"] == 2 and data["corrects_number"] == 1

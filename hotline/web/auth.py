@@ -3,19 +3,28 @@
 from __future__ import annotations
 
 import hmac
+import math
 from collections.abc import Awaitable, Callable
 
 from aiohttp import web
 
-from hotline.web.context import SERVICES, SESSION_CACHE, SESSION_ENDED_HOOKS, TOKEN, USER
+from hotline.web.context import (
+    SERVICES,
+    SESSION_CACHE,
+    SESSION_ENDED_HOOKS,
+    SIGNIN_GUARD,
+    TOKEN,
+    USER,
+)
 from hotline.web.errors import ApiError, error_response
 from journal.audit import audit
+from journal.passwords import verify_off_loop
 from journal.users import (
-    LoginRefused,
     Principal,
     ResolvedSession,
-    authenticate,
+    begin_sign_in,
     close_session,
+    finish_sign_in,
     open_session,
     principal_of,
     resolve_session,
@@ -25,7 +34,7 @@ from journal.users import (
 COOKIE = "hotline_session"
 CSRF_COOKIE = "hotline_csrf"
 CSRF_HEADER = "X-CSRF-Token"
-PUBLIC_PATHS = frozenset({"/api/v1/auth/login", "/healthz", "/metrics"})
+PUBLIC_PATHS = frozenset({"/api/v1/auth/login", "/api/v1/openapi.json", "/healthz", "/metrics"})
 UNSAFE = frozenset({"POST", "PUT", "PATCH", "DELETE"})
 
 Handler = Callable[[web.Request], Awaitable[web.StreamResponse]]
@@ -79,10 +88,19 @@ def current_user(request: web.Request) -> Principal:
 
 
 def remote_of(request: web.Request) -> str | None:
-    return request.remote
+    """The client's address (behind a trusted proxy: from X-Forwarded-For)."""
+    guard = request.app.get(SIGNIN_GUARD)
+    if guard is None:
+        return request.remote
+    return guard.client_address(request.remote, request.headers.get("X-Forwarded-For"))
+
+
+BAD_CREDENTIALS = ("bad_credentials", "Неверный логин или пароль")
 
 
 async def login(request: web.Request) -> web.Response:
+    """Sign in. Every refusal (wrong password, unknown login, locked account) gets the same
+    401 after the same work, one password check: nothing tells which it was."""
     try:
         body = await request.json()
     except ValueError:
@@ -91,28 +109,46 @@ async def login(request: web.Request) -> web.Response:
             or not isinstance(body.get("password"), str):
         raise ApiError(422, "invalid", "Укажите логин и пароль")
     services = request.app[SERVICES]
+    guard = request.app[SIGNIN_GUARD]
+    source = remote_of(request)
+    wait_s = guard.retry_after(source)
+    if wait_s is not None:
+        minutes = max(1, math.ceil(wait_s / 60))
+        response = error_response(
+            429, "too_many_attempts",
+            f"Слишком много неудачных попыток входа с этого адреса. "
+            f"Повторите через {minutes} мин.")
+        response.headers["Retry-After"] = str(math.ceil(wait_s))
+        return response
+    login_name: str = body["login"]
     async with services.db.sessions.begin() as session:
-        try:
-            user = await authenticate(session, body["login"], body["password"])
-        except LoginRefused as exc:
-            audit(session, None, "login_failed", remote=remote_of(request),
-                  login=body["login"][:80], reason=exc.code)
-            refused = exc
-        else:
-            refused = None
+        attempt = await begin_sign_in(session, login_name)
+    # Outside any transaction: the check takes ~100 ms of a hashing thread.
+    accepted = await verify_off_loop(attempt.password_hash, body["password"])
+    async with services.db.sessions.begin() as session:
+        if accepted and attempt.user_id is not None:
+            user = await finish_sign_in(session, attempt.user_id)
             token, csrf = await open_session(session, user, services.settings.session_hours)
             principal = principal_of(user)
-            audit(session, principal, "login", remote=remote_of(request))
-    if refused is not None:
-        # A lockout also ends the sessions this user already has (resolve_session checks).
-        request.app[SESSION_CACHE].forget_login(body["login"])
-        status = 423 if refused.code == "locked" else 401
-        return error_response(status, refused.code, refused.message)
+            audit(session, principal, "login", remote=source)
+        else:
+            audit(session, None, "login_failed", remote=source, login=login_name[:80],
+                  reason=attempt.refused or "bad_password")
+            if attempt.locked_now:
+                audit(session, None, "login_locked_out", remote=source, login=login_name[:80])
+    if not accepted:
+        guard.failed(source)
+        if attempt.locked_now:
+            guard.lockouts_total += 1
+        return error_response(401, *BAD_CREDENTIALS)
     response = web.json_response({"token": token, "csrf_token": csrf,
                                   "user": principal.public()})
     max_age = int(services.settings.session_hours * 3600)
-    response.set_cookie(COOKIE, token, httponly=True, samesite="Strict", max_age=max_age)
-    response.set_cookie(CSRF_COOKIE, csrf, httponly=False, samesite="Strict", max_age=max_age)
+    secure = services.settings.cookie_secure or request.secure  # HOTLINE_COOKIE_SECURE
+    response.set_cookie(COOKIE, token, httponly=True, samesite="Strict", max_age=max_age,
+                        secure=secure)
+    response.set_cookie(CSRF_COOKIE, csrf, httponly=False, samesite="Strict", max_age=max_age,
+                        secure=secure)
     return response
 
 
@@ -125,6 +161,8 @@ async def logout(request: web.Request) -> web.Response:
     request.app[SESSION_CACHE].forget_digest(token_hash)
     for hook in request.app.get(SESSION_ENDED_HOOKS, ()):
         hook(token_hash)
+    # Every other service instance too (hotline/web/control.py; a no-op with one instance).
+    services.bus.control({"kind": "session.ended", "digest": token_hash})
     response = web.json_response({"ok": True})
     response.del_cookie(COOKIE)
     response.del_cookie(CSRF_COOKIE)

@@ -8,6 +8,7 @@ from aiohttp import web
 
 from hotline.service import Services
 from hotline.web.session_cache import SessionCache
+from hotline.web.signin_guard import SignInGuard
 
 SERVICES = web.AppKey("services", Services)
 USER = web.RequestKey("user", object)
@@ -16,3 +17,4 @@ TOKEN = web.RequestKey("token", str)
 # session's sockets at once instead of at its next periodic check.
 SESSION_ENDED_HOOKS = web.AppKey("session_ended_hooks", list[Callable[[str], object]])
 SESSION_CACHE = web.AppKey("session_cache", SessionCache)
+SIGNIN_GUARD = web.AppKey("signin_guard", SignInGuard)

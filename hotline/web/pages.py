@@ -19,6 +19,7 @@ from __future__ import annotations
 from pathlib import Path
 
 from aiohttp import web
+from aiohttp.typedefs import Handler
 
 from hotline.web.auth import current_user
 from hotline.web.context import SERVICES
@@ -44,7 +45,7 @@ REDIRECT_TARGETS = {"rzn": "Росздравнадзор", "other_tfoms": "ТФ�
 KINDS = ("консультация", "жалоба", "заявление", "предложение", "не по ОМС")
 
 
-def _page(file_name: str):  # type: ignore[no-untyped-def]
+def _page(file_name: str) -> Handler:
     path = STATIC_DIR / file_name
 
     async def handler(_request: web.Request) -> web.StreamResponse:
@@ -72,7 +73,7 @@ async def ui_config(request: web.Request) -> web.Response:
 
 
 @web.middleware
-async def _static_headers(request: web.Request, handler):  # type: ignore[no-untyped-def]
+async def _static_headers(request: web.Request, handler: Handler) -> web.StreamResponse:
     response = await handler(request)
     if request.path.startswith("/static/"):
         response.headers.setdefault("X-Content-Type-Options", "nosniff")

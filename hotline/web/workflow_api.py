@@ -9,17 +9,22 @@ request guards become the contract's JSON errors here.
 
 from __future__ import annotations
 
+import re
 from collections.abc import Awaitable, Callable
 from datetime import datetime
 from typing import Any
 
-from aiohttp import web
+from aiohttp import hdrs, web
 from sqlalchemy.exc import IntegrityError
 from sqlalchemy.ext.asyncio import AsyncSession
 
+from hotline.web.api import etag_of, get_visible_request
 from hotline.web.auth import current_user, remote_of
 from hotline.web.context import SERVICES
+from hotline.web.control import originate_via_ingester, send_originate
 from hotline.web.errors import ApiError
+from hotline.web.params import ascii_int
+from journal.access import Action, Scope, report_slice, require, scope_of
 from journal.audit import audit
 from journal.bus import Notification
 from journal.classifier import active_codes, current_topics, ensure_seeded, save_topic
@@ -48,20 +53,21 @@ from journal.workflow import (
     record,
     route_request,
     urgent_contact,
+    version_conflict,
 )
 
-Action = Callable[[AsyncSession, Principal, Request, dict[str, Any]], Awaitable[Outcome]]
+Step = Callable[[AsyncSession, Principal, Request, dict[str, Any]], Awaitable[Outcome]]
 
 
 def _parse_number(request: web.Request) -> int:
-    raw = request.match_info["number"]
-    if not raw.isdigit() or len(raw) > 18:
+    number = ascii_int(request.match_info["number"])
+    if number is None:
         raise ApiError(400, "bad_number", "Номер заявки должен быть целым числом")
-    return int(raw)
+    return number
 
 
 async def _body(request: web.Request) -> dict[str, Any]:
-    if not request.can_read_body:
+    if not request.body_exists:  # (read already by hotline.web.bodies)
         return {}
     try:
         body = await request.json()
@@ -72,15 +78,6 @@ async def _body(request: web.Request) -> dict[str, Any]:
     if not isinstance(body, dict):
         raise ApiError(400, "bad_json", "Тело запроса должно быть JSON-объектом")
     return body
-
-
-async def _visible(session: AsyncSession, user: Principal, number: int) -> Request:
-    from journal.access import can_see_request
-
-    found = await load_request(session, number)
-    if found is None or not can_see_request(user, found):
-        raise ApiError(404, "not_found", f"Заявка {number} не найдена")
-    return found
 
 
 async def _store(session: AsyncSession, notes: list[Notification]) -> None:
@@ -101,39 +98,75 @@ async def _current_json(request: web.Request, number: int) -> dict[str, Any] | N
         return await request_detail(session, found) if found is not None else None
 
 
-async def _run(request: web.Request, action: Action, status: int = 200) -> web.Response:
-    """Load the visible request, apply ``action``, answer with the request's new JSON."""
+# An entity tag as If-Match lists them; ours are the request's version: "7".
+_ENTITY_TAG = re.compile(r'\s*(?:W/)?"([^"]*)"\s*')
+UNCONDITIONAL_ATTEMPTS = 3
+
+
+def if_match_versions(header: str | None) -> list[int] | None:
+    """The request versions an ``If-Match`` header names; None when there is no precondition
+    (no header, or ``*``: the request only has to exist). A tag that is not one of our
+    versions matches nothing; a header that is not a list of entity tags is a 400."""
+    if header is None or header.strip() == "*":
+        return None
+    versions: list[int] = []
+    for part in header.split(","):
+        match = _ENTITY_TAG.fullmatch(part)
+        if match is None:
+            raise ApiError(400, "bad_header",
+                           'Заголовок If-Match: ETag, полученный при чтении заявки, например "3"')
+        if match[1].isdigit() and len(match[1]) <= 18:
+            versions.append(int(match[1]))
+    return versions
+
+
+async def _run(request: web.Request, action: Step, status: int = 200) -> web.Response:
+    """Load the visible request, apply ``action``, answer with the request's new JSON.
+
+    ``If-Match`` (the ETag of a GET) and a ``version`` in the body are both preconditions: a
+    stale one gets 409 ``version_conflict``. Without either the last write wins: an edit that
+    lost a race with another is simply applied again on top of it."""
     number = _parse_number(request)
     user = current_user(request)
     body = await _body(request)
+    accepted = if_match_versions(request.headers.get(hdrs.IF_MATCH))
+    unconditional = accepted is None and body.get("version") is None
     services = request.app[SERVICES]
-    try:
-        async with services.db.sessions.begin() as session:
-            found = await _visible(session, user, number)
-            outcome = await action(session, user, found, body)
-            await _store(session, outcome.notes)
-            if outcome.request is not found:
-                outcome.request = await load_request(session, outcome.request.number) \
-                    or outcome.request
-            data = await request_detail(session, outcome.request)
-    except WorkflowError as exc:
-        if exc.code == "version_conflict":
+    for attempt in range(1, UNCONDITIONAL_ATTEMPTS + 1):
+        try:
+            async with services.db.sessions.begin() as session:
+                found = await get_visible_request(session, user, number)
+                if accepted is not None and found.closed_at is None \
+                        and found.version not in accepted:
+                    raise version_conflict(found)
+                outcome = await action(session, user, found, body)
+                await _store(session, outcome.notes)
+                if outcome.request is not found:
+                    outcome.request = await load_request(session, outcome.request.number) \
+                        or outcome.request
+                data = await request_detail(session, outcome.request)
+            break
+        except WorkflowError as exc:
+            if exc.code != "version_conflict":
+                raise  # answered as it is by the error middleware
+            if unconditional and attempt < UNCONDITIONAL_ATTEMPTS:
+                continue
             raise ApiError(409, exc.code, exc.message,
                            current=await _current_json(request, number)) from None
-        raise  # answered as it is by the error middleware
-    except Invalid as exc:
-        raise ApiError(422, "invalid", exc.message, fields=exc.fields) from None
-    except ClosedRequestError:
-        raise _closed(number) from None
-    except IntegrityError as exc:
-        if CLOSED_MESSAGE in str(exc.orig):
+        except Invalid as exc:
+            raise ApiError(422, "invalid", exc.message, fields=exc.fields) from None
+        except ClosedRequestError:
             raise _closed(number) from None
-        raise
+        except IntegrityError as exc:
+            if CLOSED_MESSAGE in str(exc.orig):
+                raise _closed(number) from None
+            raise
     for stored in outcome.notes:
         services.bus.publish(stored)
     if outcome.warnings:
         data["warnings"] = outcome.warnings
-    return web.json_response(data, status=status)
+    return web.json_response(data, status=status,
+                             headers={hdrs.ETAG: etag_of(data["version"])})
 
 
 def _closed(number: int) -> ApiError:
@@ -177,7 +210,9 @@ async def click_to_call(request: web.Request) -> web.Response:
     call (and its recording) is linked to the request by intake."""
     services = request.app[SERVICES]
     ami = services.ami
-    if ami is None or getattr(ami, "state", None) != "connected":
+    # A standby instance (several on one PostgreSQL) has the ingesting one place the call.
+    forward = not services.ingesting
+    if not forward and (ami is None or getattr(ami, "state", None) != "connected"):
         raise ApiError(503, "ami_unavailable",
                        "Нет связи с АТС: звонок не может быть выполнен, позвоните вручную")
     user = current_user(request)
@@ -195,10 +230,25 @@ async def click_to_call(request: web.Request) -> web.Response:
         record(session, found, user, "callback_call", at, number=number,
                extension=user.extension)
         audit(session, user, "callback_call", found.number, remote_of(request), number=number)
+        if forward:
+            try:
+                answer = await originate_via_ingester(request.app, action, number, found.id)
+            except ConnectionError:
+                raise ApiError(503, "ami_unavailable",
+                               "Нет связи с АТС: звонок не может быть выполнен, позвоните "
+                               "вручную") from None
+            if "error" in answer:
+                raise ApiError(503, "ami_unavailable",
+                               "Нет связи с АТС: звонок не может быть выполнен, позвоните "
+                               "вручную")
+            if str(answer.get("Response", "")).lower() == "error":
+                raise ApiError(502, "originate_failed",
+                               f"АТС отклонила вызов: {answer.get('Message', '')}".strip())
+            return Outcome(found)
         # Register before sending: the PBX may report the new call before answering us.
         services.intake.pending_callbacks[number] = found.id
         try:
-            response = await _send_originate(ami, action)
+            response = await send_originate(ami, action)
         except (ConnectionError, TimeoutError):
             services.intake.pending_callbacks.pop(number, None)
             raise ApiError(503, "ami_unavailable",
@@ -213,26 +263,15 @@ async def click_to_call(request: web.Request) -> web.Response:
     return await _run(request, act)
 
 
-async def _send_originate(ami: Any, action: dict[str, str], timeout_s: float = 10.0) -> Any:
-    """Send the Originate and return the PBX's immediate answer ("successfully queued").
-
-    ``as_list=False``: panoramisk would otherwise treat an Async originate as a list and wait
-    for the OriginateResponse event, i.e. until the operator picks up (up to the 30 s ring
-    timeout).
-    """
-    return await ami.send_action(action, timeout_s=timeout_s, as_list=False)
-
-
 async def callbacks(request: web.Request) -> web.Response:
     user = current_user(request)
-    if user.role not in ("operator", "smo", "admin"):
-        raise ApiError(403, "forbidden", "Недостаточно прав")
+    require(user, Action.LIST_CALLBACKS)
     due = request.query.get("due", "all")
     if due not in ("overdue", "today", "all"):
         raise ApiError(400, "bad_parameter", "Параметр due: overdue, today или all")
     # Operators and SMO users see their own call-backs; the administrator everybody's
     # (or only their own with mine=1).
-    mine = user.role != "admin" or request.query.get("mine") == "1"
+    mine = scope_of(user) is not Scope.ALL or request.query.get("mine") == "1"
     services = request.app[SERVICES]
     async with services.db.session() as session:
         items = await callback_due_list(session, user, due, services.settings, mine)
@@ -252,8 +291,7 @@ async def topics_list(request: web.Request) -> web.Response:
 
 async def topic_save(request: web.Request) -> web.Response:
     user = current_user(request)
-    if user.role != "admin":
-        raise ApiError(403, "forbidden", "Классификатор изменяет администратор")
+    require(user, Action.EDIT_CLASSIFIER, "Классификатор изменяет администратор")
     code = request.match_info["code"]
     body = await _body(request)
     errors: dict[str, str] = {}
@@ -307,20 +345,19 @@ def attach(app: web.Application) -> None:
 async def _report(request: web.Request) -> dict[str, Any]:
     """Admin and auditor: the whole journal; an SMO user: that SMO's slice."""
     user = current_user(request)
-    if user.role not in ("admin", "auditor", "smo"):
-        raise ApiError(403, "forbidden", "Отчёты доступны администратору и аудитору")
     services = request.app[SERVICES]
     tz = services.settings.local_timezone
+    compare = request.query.get("compare") in ("1", "true")
     try:
         period = parse_period(request.query.get("period", ""), tz)
+        if compare:
+            period.previous(tz)  # the first reportable period has none
     except BadPeriod as exc:
         raise ApiError(400, "bad_parameter", str(exc)) from None
-    smo = user.smo if user.role == "smo" else (request.query.get("smo") or None)
-    if user.role == "smo" and not smo:
-        raise ApiError(403, "forbidden", "Пользователь СМО не привязан к СМО")
+    smo = report_slice(user, request.query.get("smo"))
     async with services.db.session() as session:
         data = await summary(session, period, tz=tz, smo=smo,
-                             compare=request.query.get("compare") in ("1", "true"))
+                             compare=compare)
     await services.audit_log.record(user, "report", remote=remote_of(request),
                                     period=period.label, smo=smo)
     return data

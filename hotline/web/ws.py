@@ -28,6 +28,7 @@ from sqlalchemy import select
 from hotline.web.auth import COOKIE, current_user
 from hotline.web.context import SERVICES, SESSION_ENDED_HOOKS, TOKEN
 from hotline.web.errors import ApiError
+from hotline.web.params import ascii_int
 from journal.bus import Subscription
 from journal.models import User, UserSession
 from journal.notify import (
@@ -63,6 +64,10 @@ class Connection:
     subscription: Subscription
     transport: asyncio.Transport | None
     sent_upto: int = 0
+    # Ids sent from the backlog (and the id a resume asked after): a live copy is skipped. Not
+    # "every id up to": with several instances a note may arrive after one with a higher id.
+    resumed_after: int = 0
+    backlog_ids: frozenset[int] = frozenset()
     live: bool = False  # the backlog is out; live notifications may be written
     flushing: bool = False  # one writer at a time keeps the order
     closing: bool = field(default=False)
@@ -125,7 +130,7 @@ class Hub:
             # Read after subscribing: whatever comes later reaches this connection live.
             newest = await latest_note_id(self.services.db)
             if last_event_id is not None:
-                conn.sent_upto = last_event_id
+                conn.sent_upto = conn.resumed_after = last_event_id
                 backlog, truncated = await missed_notes(self.services.db, user, last_event_id,
                                                         BACKLOG_LIMIT)
             now = datetime.now(UTC).isoformat()
@@ -135,6 +140,7 @@ class Hub:
                 "last_event_id": _resume_point(last_event_id, newest, truncated),
                 "resumed": len(backlog), "truncated": truncated,
             }, ensure_ascii=False))
+            conn.backlog_ids = frozenset(int(n["id"]) for n in backlog)  # type: ignore[call-overload]
             for note in backlog:
                 await ws.send_str(self.frames.frame(note))
                 conn.sent_upto = max(conn.sent_upto, int(note["id"]))  # type: ignore[call-overload]
@@ -258,12 +264,12 @@ class Hub:
                 continue
             note_id = note.get("id")
             if isinstance(note_id, int):
-                if note_id <= conn.sent_upto:
-                    continue  # already sent from the backlog
+                if note_id <= conn.resumed_after or note_id in conn.backlog_ids:
+                    continue  # the client has it (asked to resume after it, or the backlog)
                 verdict = self._verdicts.get(note_id)
                 if verdict is None:
                     verdict = self._verdicts[note_id] = await self.scopes.judge(note)
-                conn.sent_upto = note_id
+                conn.sent_upto = max(conn.sent_upto, note_id)
             else:
                 verdict = await self.scopes.judge(note)
             if allowed(conn.user, note, *verdict):
@@ -296,6 +302,13 @@ class Hub:
         task = asyncio.create_task(self.close(conn, code, reason))
         self._background.add(task)
         task.add_done_callback(self._background.discard)
+
+    def end_user(self, login: str) -> int:
+        """Close (4001) every socket of this user now (locked, changed by an administrator)."""
+        conns = [c for c in self.connections if c.user.login == login and not c.closing]
+        for conn in conns:
+            self._close_later(conn, CLOSE_SESSION_ENDED, "session ended")
+        return len(conns)
 
     def end_session(self, token_hash: str) -> int:
         """Close (4001) every socket signed in with this session now, e.g. on logout."""
@@ -354,9 +367,10 @@ def _last_event_id(request: web.Request) -> int | None:
     raw = request.query.get("last_event_id")
     if raw in (None, ""):
         return None
-    if not raw.isdigit() or len(raw) > 18:
+    value = ascii_int(raw)
+    if value is None:
         raise ApiError(400, "bad_parameter", "Параметр last_event_id должен быть целым числом")
-    return int(raw)
+    return value
 
 
 def _check_origin(request: web.Request) -> None:

@@ -1,17 +1,19 @@
 // Administrator console (also the SMO representative's and auditor's journal): search with
 // filters and pagination, request detail with call timeline and recordings, closing, audit log.
 import {
-  api, fillHeader, fmtDateTime, fmtDuration, fmtTime, h, KIND_LABELS, levelText,
-  OUTCOME_LABELS, RECORDING_STATUS, requireUser, smoLabel, statusBadge, TARGET_LABELS,
-  TIMELINE_LABELS, toast,
+  api, callerText, fillHeader, fmtDateTime, fmtDuration, fmtTime, h, isoFromRuDate,
+  KIND_LABELS, levelText, OUTCOME_LABELS, RECORDING_STATUS, requireUser, ruDateInput, smoLabel,
+  statusBadge, TARGET_LABELS, TIMELINE_LABELS, toast,
 } from "/static/common.js";
 import { EventStream, showConnection } from "/static/events.js";
 import { actionDialog, loadConfig, loadTopics, RequestForm } from "/static/form.js";
+import { MissedPanel } from "/static/missed.js";
 import { REPORT_ROLES, ReportsView } from "/static/reports.js";
 
 const PAGE = 20;
 const AUDIT_LABELS = {
   login: "Вход в систему", login_failed: "Неудачный вход", logout: "Выход",
+  login_locked_out: "Вход временно заблокирован",
   list_requests: "Поиск заявок", read_request: "Просмотр заявки",
   update_request: "Изменение заявки", close_request: "Закрытие заявки",
   correct_request: "Исправление закрытой заявки", route_request: "Маршрутизация",
@@ -21,6 +23,7 @@ const AUDIT_LABELS = {
   play_recording: "Прослушивание записи", read_audit: "Просмотр журнала аудита",
   user_unlocked: "Разблокировка пользователя", report: "Отчёт",
   list_callbacks: "Список отсроченных", classifier_topic: "Изменение классификатора",
+  list_missed: "Список пропущенных", callback_attempt: "Попытка перезвона",
 };
 const HISTORY_LABELS = {
   edit: "Изменение", close: "Закрытие", route_l2: "Передана на 2 уровень",
@@ -29,7 +32,7 @@ const HISTORY_LABELS = {
   defer: "Отсроченный ответ", callback_done: "Ответ по отсроченному",
   callback_call: "Звонок гражданину", urgent_contact: "Срочное вмешательство",
   corruption_reported: "Сообщение о коррупции", correction_of: "Исправление заявки",
-  corrected_by: "Исправлена новой заявкой",
+  corrected_by: "Исправлена новой заявкой", callback_attempt: "Попытка перезвона",
 };
 
 const user = await requireUser(["admin", "auditor", "smo", "operator", "anticorruption"]);
@@ -62,16 +65,31 @@ for (const s of config.smo || []) {
 if (user.role === "smo") document.getElementById("q-smo-wrap").hidden = true;
 let offset = 0;
 
+for (const input of document.querySelectorAll("input[data-ru-date]")) ruDateInput(input);
+
+/** The message for the first date field of ``form`` that is not дд.мм.гггг, or "". */
+function badDate(form) {
+  for (const input of form.querySelectorAll("input[data-ru-date]")) {
+    if (isoFromRuDate(input.value) === null) {
+      const label = form.querySelector(`label[for="${input.id}"]`);
+      return `${label ? label.textContent : "Дата"}: дата в формате дд.мм.гггг`;
+    }
+  }
+  return "";
+}
+
 function searchParams() {
   const data = new FormData(search);
   const params = new URLSearchParams();
   for (const [key, value] of data.entries()) {
-    const text = String(value).trim();
+    let text = String(value).trim();
     if (!text) continue;
+    if (search.elements[key]?.dataset?.ruDate) text = isoFromRuDate(text);
     if (key === "to") {
       // "по" a date means up to the end of that day.
-      const d = new Date(text + "T00:00:00");
-      d.setDate(d.getDate() + 1);
+      // (Counted in UTC: a local midnight's toISOString() east of Greenwich is the day before.)
+      const d = new Date(text + "T00:00:00Z");
+      d.setUTCDate(d.getUTCDate() + 1);
       params.set("to", d.toISOString().slice(0, 10));
     } else {
       params.set(key, text);
@@ -88,6 +106,8 @@ async function loadList() {
     error.textContent = "Номер заявки — только цифры";
     return;
   }
+  error.textContent = badDate(search);
+  if (error.textContent) return;
   const params = searchParams();
   params.set("limit", PAGE);
   params.set("offset", offset);
@@ -104,7 +124,7 @@ async function loadList() {
         onclick: open, onkeydown: (e) => { if (e.key === "Enter") open(); } },
       h("td", {}, h("a", { href: `#/requests/${item.number}` }, `№ ${item.number}`)),
       h("td", {}, fmtDateTime(item.created_at)),
-      h("td", {}, item.caller_number || "—"),
+      h("td", {}, callerText(item.caller_number)),
       h("td", {}, item.full_name || "—"),
       h("td", {}, topicNames[item.topic] || item.topic || "—"),
       h("td", {}, levelText(item, smoNames)),
@@ -188,6 +208,7 @@ function describeEvent(ev) {
   const bits = [];
   if (ev.extension) bits.push(`доб. ${ev.extension}`);
   if (ev.queue) bits.push(`очередь ${ev.queue}`);
+  if (ev.type === "answered_elsewhere" && ev.number) bits.push(`номер ${ev.number}`);
   if (ev.type === "transferred") {
     if (ev.kind) bits.push(KIND_LABELS[ev.kind] || ev.kind);
     if (ev.from_extension || ev.from) bits.push(`от ${ev.from_extension || ev.from}`);
@@ -198,6 +219,7 @@ function describeEvent(ev) {
   if (ev.outcome) bits.push(OUTCOME_LABELS[ev.outcome] || ev.outcome);
   if (ev.reason || ev.end_reason) bits.push(ev.reason || ev.end_reason);
   if (ev.file || ev.file_name) bits.push(String(ev.file || ev.file_name).split("/").pop());
+  if (ev.source === "cel") bits.push("восстановлен по CEL");
   return bits.join(", ");
 }
 
@@ -212,8 +234,13 @@ function renderTimeline(request) {
   for (const c of calls) {
     const head = h("div", { class: "call-summary" },
       h("strong", {}, c.direction === "outbound" ? "Исходящий вызов" : "Входящий вызов"),
-      ` ${c.caller_number || ""} · ${fmtDateTime(c.started_at)}`,
-      c.outcome ? h("span", { class: "badge" }, OUTCOME_LABELS[c.outcome] || c.outcome) : null);
+      " ", callerText(c.caller_number, ""), ` · ${fmtDateTime(c.started_at)}`,
+      c.outcome ? h("span", { class: "badge" }, OUTCOME_LABELS[c.outcome] || c.outcome) : null,
+      c.answered_by_external ? h("span", { class: "muted answered-elsewhere" },
+        " ответил внешний номер ", callerText(c.answered_by_external, "")) : null,
+      c.source === "cel" ? h("span", { class: "badge recovered", title:
+        "Вызов прошёл, пока сервис не получал события АТС; восстановлен по записям CEL" },
+      "восстановлен по CEL") : null);
     const items = (c.timeline || []).map((ev) => h("li", { class: `tl tl-${ev.type}`,
       dataset: { type: ev.type } },
     h("time", { datetime: ev.at }, fmtTime(ev.at)),
@@ -283,8 +310,11 @@ async function loadAudit() {
   const error = document.getElementById("audit-error");
   error.textContent = "";
   const params = new URLSearchParams();
+  error.textContent = badDate(auditForm);
+  if (error.textContent) return;
   for (const [key, value] of new FormData(auditForm).entries()) {
-    const text = String(value).trim();
+    let text = String(value).trim();
+    if (text && auditForm.elements[key]?.dataset?.ruDate) text = isoFromRuDate(text);
     if (text) params.set(key, text);
   }
   if (params.get("request") && !/^\d+$/.test(params.get("request"))) {
@@ -333,6 +363,57 @@ document.getElementById("audit-next").addEventListener("click", () => {
   auditOffset += PAGE; loadAudit();
 });
 
+// ---------------------------------------------------------------- completeness card
+const MISMATCH_LABELS = {
+  no_request: "нет заявки", no_recording: "нет записи разговора",
+  not_in_cel: "заявка есть, звонка нет в CEL",
+};
+const cmpForm = document.getElementById("cmp-form");
+
+async function loadCompleteness() {
+  const body = document.getElementById("cmp-body");
+  const error = document.getElementById("cmp-error");
+  error.textContent = badDate(cmpForm);
+  if (error.textContent) return;
+  const raw = cmpForm.elements.date.value.trim();
+  const params = new URLSearchParams();
+  if (raw) params.set("date", isoFromRuDate(raw));
+  body.textContent = "";
+  try {
+    const r = await api(`/api/v1/completeness?${params}`);
+    body.append(
+      h("p", { class: r.complete ? "cmp-ok" : "cmp-bad", dataset: { complete: String(r.complete) } },
+        r.complete ? `${r.date}: журнал полон` : `${r.date}: не хватает ${r.missing}`),
+      h("dl", { class: "cmp-figures" },
+        h("dt", {}, "Звонков на 8-800 по CEL"), h("dd", { id: "cmp-calls" }, String(r.cel_calls)),
+        h("dt", {}, "из них отвечено"), h("dd", {}, String(r.answered)),
+        h("dt", {}, "Заявок"), h("dd", { id: "cmp-requests" }, String(r.requests)),
+        h("dt", {}, "Записей привязано"), h("dd", {}, String(r.recordings_linked))));
+    if (r.mismatches.length) {
+      body.append(h("div", { class: "table-wrap" }, h("table", { class: "table compact",
+        id: "cmp-mismatches" },
+      h("caption", {}, "Расхождения"),
+      h("thead", {}, h("tr", {}, h("th", {}, "Начало"), h("th", {}, "Телефон"),
+        h("th", {}, "Заявка"), h("th", {}, "Расхождение"), h("th", {}, "Linkedid"))),
+      h("tbody", {}, r.mismatches.map((m) => h("tr", { dataset: { kind: m.kind } },
+        h("td", { class: "nowrap" }, fmtDateTime(m.started_at)),
+        h("td", {}, callerText(m.caller, "—")),
+        h("td", {}, m.request_number ? h("a", { href: `#/requests/${m.request_number}` },
+          `№ ${m.request_number}`) : "—"),
+        h("td", {}, MISMATCH_LABELS[m.kind] || m.kind),
+        h("td", { class: "mono small" }, m.linkedid)))))));
+    }
+  } catch (exc) {
+    if (exc.code === "cel_not_configured") {
+      body.append(h("p", { class: "muted" }, exc.message));
+    } else {
+      error.textContent = exc.message;
+    }
+  }
+}
+
+cmpForm.addEventListener("submit", (e) => { e.preventDefault(); loadCompleteness(); });
+
 // ---------------------------------------------------------------- routing between views
 function show(view) {
   for (const id of ["list", "detail", "audit", "reports"]) {
@@ -359,7 +440,7 @@ async function route() {
   } else if (hash.startsWith("#/audit") && canAudit) {
     show("audit");
     shown = null;
-    await loadAudit();
+    await Promise.all([loadAudit(), loadCompleteness()]);
   } else {
     show("list");
     shown = null;
@@ -373,6 +454,9 @@ window.addEventListener("hashchange", route);
 let listRefresh = null;
 function onEvent(frame) {
   if (!frame.type.startsWith("request.") && !frame.type.startsWith("call.")) return;
+  if (overdue && (frame.type === "call.ended" || frame.type.startsWith("request."))) {
+    overdue.refreshSoon();
+  }
   if (shown && frame.request_number === shown && form.request) {
     if (frame.type.startsWith("request.")) {
       form.externalUpdate(frame.type === "request.closed" ? Infinity : frame.version)
@@ -386,6 +470,17 @@ function onEvent(frame) {
     clearTimeout(listRefresh);
     listRefresh = setTimeout(loadList, 500);
   }
+}
+
+// The administrator sees missed calls not called back in time (issue 15).
+let overdue = null;
+if (isAdmin) {
+  const box = document.getElementById("missed-overdue-box");
+  overdue = new MissedPanel(document.getElementById("missed-overdue"), {
+    user, state: "overdue", onOpen: (number) => { location.hash = `#/requests/${number}`; },
+    onData: (data) => { box.hidden = data.total === 0; } });  // shown while there are some
+  overdue.load().catch(() => { box.hidden = true; });
+  setInterval(() => overdue.refreshSoon(0), 60_000);
 }
 
 const stream = new EventStream({ onEvent, onState: showConnection });

@@ -25,6 +25,7 @@ export const TIMELINE_LABELS = {
   ringing: "Звонит телефон",
   ring_no_answer: "Нет ответа",
   answered: "Ответ оператора",
+  answered_elsewhere: "Ответ на внешнем номере",
   held: "Удержание",
   unheld: "Снято с удержания",
   transferred: "Перевод",
@@ -174,6 +175,22 @@ export function h(tag, attrs = {}, ...children) {
   return el;
 }
 
+// Bidi controls (LRM/RLM, embeddings, overrides, isolates, ALM): from a caller ID they would
+// reverse or reorder the text around them on the page.
+const BIDI_CONTROLS = /[\u061C\u200E\u200F\u202A-\u202E\u2066-\u2069]/g;
+const CALLER_MAX_CHARS = 40;
+
+/** A caller's number (or name) as the PBX sent it, made safe to show: bidi controls removed,
+ * isolated from the surrounding text (<bdi dir="ltr">), cut to 40 characters (the full text,
+ * up to 200, in the tooltip), and clipped by CSS to its box. */
+export function callerText(value, fallback = "—") {
+  const text = String(value || "").replace(BIDI_CONTROLS, "");
+  if (!text.trim()) return fallback;
+  const shown = text.length > CALLER_MAX_CHARS ? text.slice(0, CALLER_MAX_CHARS) + "…" : text;
+  return h("bdi", { class: "caller", dir: "ltr",
+    title: text.length > CALLER_MAX_CHARS ? text.slice(0, 200) : null }, shown);
+}
+
 export function statusBadge(status) {
   return h("span", { class: `badge status-${status}` }, STATUS_LABELS[status] || status);
 }
@@ -225,4 +242,49 @@ export function toast(message, kind = "info") {
   const item = h("div", { class: `toast toast-${kind}` }, message);
   box.append(item);
   setTimeout(() => item.remove(), 6000);
+}
+
+// ---------------------------------------------------------------- dates typed as дд.мм.гггг
+// Native date inputs show the browser's locale format (mm/dd/yyyy in an English browser);
+// the pages use text inputs in the Russian format instead and send ISO to the API.
+export const DATE_PLACEHOLDER = "дд.мм.гггг";
+export const DATETIME_PLACEHOLDER = "дд.мм.гггг чч:мм";
+
+/** "дд.мм.гггг" (and an optional " чч:мм") → "гггг-мм-дд" ("…Tчч:мм"); "" → ""; null when
+ * the text is not a real date. */
+export function isoFromRuDate(text) {
+  const value = String(text || "").trim();
+  if (!value) return "";
+  const m = value.match(/^(\d{1,2})\.(\d{1,2})\.(\d{4})(?:\s+(\d{1,2}):(\d{2}))?$/);
+  if (!m) return null;
+  const [day, month, year] = [Number(m[1]), Number(m[2]), Number(m[3])];
+  const date = new Date(Date.UTC(year, month - 1, day));
+  if (date.getUTCFullYear() !== year || date.getUTCMonth() !== month - 1
+      || date.getUTCDate() !== day) return null;
+  const pad = (n) => String(n).padStart(2, "0");
+  const iso = `${year}-${pad(month)}-${pad(day)}`;
+  if (m[4] === undefined) return iso;
+  if (Number(m[4]) > 23 || Number(m[5]) > 59) return null;
+  return `${iso}T${pad(Number(m[4]))}:${m[5]}`;
+}
+
+/** Make ``input`` a дд.мм.гггг field: placeholder, digits keyboard, dots put in as one types. */
+export function ruDateInput(input, withTime = false) {
+  input.type = "text";
+  input.inputMode = "numeric";
+  input.autocomplete = "off";
+  input.placeholder = withTime ? DATETIME_PLACEHOLDER : DATE_PLACEHOLDER;
+  input.maxLength = withTime ? 16 : 10;
+  input.dataset.ruDate = withTime ? "datetime" : "date";
+  input.addEventListener("input", (event) => {
+    if (event.inputType && event.inputType.startsWith("delete")) return;
+    const digits = input.value.replace(/\D/g, "").slice(0, withTime ? 12 : 8);
+    let out = digits.slice(0, 2);
+    if (digits.length > 2) out += "." + digits.slice(2, 4);
+    if (digits.length > 4) out += "." + digits.slice(4, 8);
+    if (digits.length > 8) out += " " + digits.slice(8, 10);
+    if (digits.length > 10) out += ":" + digits.slice(10, 12);
+    input.value = out;
+  });
+  return input;
 }

@@ -4,7 +4,8 @@
 // call-back, urgent contact).
 
 import {
-  api, fmtDateTime, h, levelText, smoLabel, statusBadge, STATUS_LABELS, toast,
+  api, callerText, DATETIME_PLACEHOLDER, fmtDateTime, h, isoFromRuDate, levelText, ruDateInput,
+  smoLabel, statusBadge, STATUS_LABELS, toast,
 } from "/static/common.js";
 
 const KINDS = ["консультация", "жалоба", "заявление", "предложение", "не по ОМС"];
@@ -73,6 +74,8 @@ const FIELDS = [
     hint: "Где оказывалась (или должна была оказываться) помощь" },
   { name: "kind", label: "Вид обращения", type: "select", group: "appeal" },
   { name: "topic", label: "Тема по классификатору", type: "select", group: "appeal" },
+  { name: "complaint_justified", label: "Жалоба обоснована", type: "select", group: "appeal",
+    hint: "Для жалоб: итог рассмотрения (в аналитических отчётах)" },
   { name: "summary", label: "Краткое содержание обращения", type: "textarea", max: 10000,
     group: "appeal", wide: true,
     hint: "Лаконично и точно: суть вопроса, позволяющая сделать однозначный вывод" },
@@ -110,6 +113,7 @@ function normalize(field, value) {
   const text = String(value).trim();
   if (!text) return null;
   if (field.name === "policy_number") return digitsOf(text);
+  if (field.name === "complaint_justified") return text === "true" ? true : text === "false" ? false : null;
   return text;
 }
 
@@ -130,6 +134,10 @@ export function actionDialog({ title, text, fields = [], submit = "Подтве�
             o.label)));
       } else if (f.type === "textarea") {
         input = h("textarea", { id, name: f.name, rows: 3 });
+        input.value = f.value || "";
+      } else if (f.type === "datetime-local") {
+        // Not the native picker: it shows the browser's locale format, not дд.мм.гггг.
+        input = ruDateInput(h("input", { id, name: f.name }), true);
         input.value = f.value || "";
       } else {
         input = h("input", { id, name: f.name, type: f.type || "text" });
@@ -154,8 +162,15 @@ export function actionDialog({ title, text, fields = [], submit = "Подтве�
     dialog.addEventListener("cancel", (e) => { e.preventDefault(); finish(null); });
     form.addEventListener("submit", async (event) => {
       event.preventDefault();
-      const values = Object.fromEntries(Object.entries(inputs).map(([k, el]) => [k, el.value]));
       for (const el of Object.values(errors)) el.textContent = "";
+      const values = {};
+      for (const [name, el] of Object.entries(inputs)) {
+        values[name] = el.dataset.ruDate ? isoFromRuDate(el.value) : el.value;
+        if (values[name] === null) {
+          errors[name].textContent = `Дата и время в формате ${DATETIME_PLACEHOLDER}`;
+          return;
+        }
+      }
       general.hidden = true;
       ok.disabled = true;
       try {
@@ -256,7 +271,7 @@ export class RequestForm {
     const items = [
       ["Номер заявки", h("strong", { id: "req-number" }, `№ ${r.number}`)],
       ["Поступила", fmtDateTime(r.created_at)],
-      ["Номер звонящего", h("span", { id: "req-caller" }, r.caller_number || "—")],
+      ["Номер звонящего", h("span", { id: "req-caller" }, callerText(r.caller_number))],
       ["Статус", h("span", { id: "req-status" }, statusBadge(r.status))],
       ["Уровень", h("span", { id: "req-level" }, levelText(r, this.smoNames))],
       ["Оператор", r.operator || r.assigned_to || "—"],
@@ -324,6 +339,12 @@ export class RequestForm {
       if (value && !list.some((t) => t.code === value)) list.push({ code: value, label: value });
       return [h("option", { value: "" }, "— не выбрана —"),
         ...list.map((t) => h("option", { value: t.code, selected: t.code === value }, t.label))];
+    }
+    if (name === "complaint_justified") {
+      const current = value === true || value === "true" ? "true"
+        : value === false || value === "false" ? "false" : "";
+      return [["", "— не оценена —"], ["true", "да"], ["false", "нет"]].map(([v, label]) =>
+        h("option", { value: v, selected: v === current }, label));
     }
     if (name === "status") {
       const choices = ["in_progress", "answered"];

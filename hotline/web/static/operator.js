@@ -1,10 +1,11 @@
 // Operator's workplace: the screen pop over the websocket, the request form, the script panel.
 import {
-  api, fillHeader, fmtDateTime, fmtTime, h, requireUser, smoLabel, STATUS_LABELS,
+  api, callerText, fillHeader, fmtDateTime, fmtTime, h, requireUser, smoLabel, STATUS_LABELS,
   TARGET_LABELS, toast,
 } from "/static/common.js";
 import { EventStream, showConnection } from "/static/events.js";
 import { loadConfig, loadTopics, RequestForm } from "/static/form.js";
+import { MissedPanel } from "/static/missed.js";
 
 const CALL_STATES = {
   ringing: "Звонит телефон",
@@ -29,6 +30,8 @@ const formRoot = document.getElementById("form-root");
 const form = new RequestForm(formRoot, { user, topics, config, actions: true });
 const idleCard = [...card.childNodes].map((node) => node.cloneNode(true));
 let call = null; // {number, caller, state, at, extension, history, detail}
+const missed = new MissedPanel(document.getElementById("missed"), {
+  user, onOpen: (number) => openRequest(number, false) });
 
 function highlightScript(state) {
   const step = SCRIPT_STEP[state];
@@ -51,7 +54,8 @@ function renderCard() {
     h("div", { class: "call-head" },
       h("span", { class: "call-state", id: "call-state" }, CALL_STATES[call.state] || call.state),
       h("span", { class: "call-time muted small" }, fmtTime(call.at))),
-    h("div", { class: "call-caller", id: "pop-caller" }, call.caller || "номер не определён"),
+    h("div", { class: "call-caller", id: "pop-caller" },
+      callerText(call.caller, "номер не определён")),
     h("div", { class: "call-number" }, "Заявка ",
       h("strong", { id: "pop-number" }, `№ ${call.number}`)),
     call.detail ? h("div", { class: "call-detail", id: "call-detail" }, call.detail) : null,
@@ -106,6 +110,8 @@ async function openRequest(number, force = false) {
 
 function onEvent(frame) {
   const mine = user.extension && frame.extension === user.extension;
+  // A call ended (missed, or a call-back's outcome) or a request changed: the list may too.
+  if (frame.type === "call.ended" || frame.type.startsWith("request.")) missed.refreshSoon();
   switch (frame.type) {
     case "call.ringing":
       if (!mine) return;
@@ -180,8 +186,10 @@ async function restoreActive() {
     const { items } = await api("/api/v1/calls/active");
     const active = items.find((c) => c.operator === user.extension);
     if (active && !call) {
+      // The same caller history as the live screen pop (the server builds both alike).
       call = { number: active.request_number, caller: active.caller_number,
-        state: active.answered_at ? "answered" : "ringing", at: active.started_at, history: [] };
+        state: active.answered_at ? "answered" : "ringing", at: active.started_at,
+        history: active.history || [] };
       renderCard();
       openRequest(active.request_number);
     }
@@ -214,4 +222,6 @@ const stream = new EventStream({ onEvent, onState: showConnection });
 window.__hotlineStream = stream;
 stream.start();
 restoreActive();
+missed.load().catch((exc) => toast(exc.message, "error"));
+setInterval(() => missed.refreshSoon(0), 60_000);  // overdue marks move on with the clock
 document.body.dataset.ready = "1";

@@ -30,6 +30,21 @@ const FLAGS = [
   ["deferred", "С отсроченным ответом"], ["closed", "Закрыто"],
   ["corrections", "Исправления закрытых"],
 ];
+// The regulation's analytical reports (GET /api/v1/reports/{key}): generic tables of typed
+// columns, headline figures compared with the previous period and a year earlier.
+export const REPORTS = [
+  ["summary", "Сводка"],
+  ["register", "Реестр обращений"],
+  ["by_period", "Заявки по периодам"],
+  ["by_kind", "Обращения по видам"],
+  ["topic_kind", "Темы обращений по видам"],
+  ["by_smo", "Обращения, переданные в СМО"],
+  ["by_operator", "Работа операторов"],
+  ["service_level", "Уровень обслуживания линии"],
+  ["missed", "Пропущенные звонки и перезвоны"],
+  ["deferred_urgent", "Отсроченные ответы и срочные вмешательства"],
+];
+const REGISTER_PAGE = 100;
 const CALL_COLUMNS = [
   ["offered", "Поступило", "count"], ["answered", "Отвечено", "count"],
   ["abandoned", "Потеряно", "count"], ["service_level", "Уровень сервиса (≤ 20 с)", "percent"],
@@ -54,6 +69,11 @@ export function fmtPercent(ratio) {
 function fmt(value, kind) {
   if (kind === "percent") return fmtPercent(value);
   if (kind === "seconds") return fmtSeconds(value);
+  if (kind === "text") return value == null || value === "" ? "—" : String(value);
+  if (kind === "days" || kind === "hours") {
+    return value == null ? "—" : Number(value).toFixed(kind === "days" ? 2 : 1).replace(".", ",");
+  }
+  if (kind === "int" && typeof value === "string") return value;
   return value == null ? "—" : number.format(value);
 }
 
@@ -107,6 +127,9 @@ export class ReportsView {
     this.form.month.value = month;
     this.form.year.value = year;
     this.form.quarter.value = String(Math.floor((mm - 1) / 3) + 1);
+    for (const [key, title] of REPORTS) {
+      this.form.report.append(h("option", { value: key }, title));
+    }
     const smo = this.form.smo;
     for (const s of this.config.smo || []) {
       smo.append(h("option", { value: s.code }, smoLabel(s.code, this.smoNames)));
@@ -143,7 +166,7 @@ export class ReportsView {
       }
     }
     const params = new URLSearchParams({ period });
-    if (f.compare.checked) params.set("compare", "1");
+    if (f.compare.checked && f.report.value === "summary") params.set("compare", "1");
     if (this.user.role !== "smo" && f.smo.value) params.set("smo", f.smo.value);
     return params;
   }
@@ -152,20 +175,95 @@ export class ReportsView {
     this.error.textContent = "";
     const params = this.query();
     if (!params) return;
+    const key = this.form.report.value || "summary";
     for (const [id, ext] of [["report-csv", "csv"], ["report-xlsx", "xlsx"]]) {
-      document.getElementById(id).href = `/api/v1/reports/summary.${ext}?${params}`;
+      document.getElementById(id).href = `/api/v1/reports/${key}.${ext}?${params}`;
     }
+    const whole = new URLSearchParams(params);
+    whole.delete("compare");
+    document.getElementById("report-workbook").href = `/api/v1/reports/quarterly.xlsx?${whole}`;
     this.body.dataset.state = "loading";
+    this.body.dataset.report = key;
+    const query = key === "summary" ? params : whole;
+    if (key === "register") query.set("limit", String(REGISTER_PAGE));
     try {
-      this.data = await api(`/api/v1/reports/summary?${params}`);
+      this.data = await api(`/api/v1/reports/${key}?${query}`);
     } catch (exc) {
       this.error.textContent = exc.message;
       this.body.dataset.state = "error";
       return;
     }
-    this.render(this.data);
+    if (key === "register") this.renderRegister(this.data);
+    else if (key !== "summary") this.renderAnalytics(this.data);
+    else this.render(this.data);
     this.body.dataset.state = "ready";
     this.body.dataset.period = this.data.period;
+  }
+
+  // -------------------------------------------------------------- analytical reports
+  renderAnalytics(data) {
+    this.body.textContent = "";
+    const scope = data.smo ? ` · ${smoLabel(data.smo, this.smoNames)}` : "";
+    const periods = [["current", periodTitle(data.period)],
+      ["previous", data.compare.previous ? `${periodTitle(data.compare.previous.period)}` +
+        " (пред. период)" : "пред. период"],
+      ["year_ago", data.compare.year_ago ? `${periodTitle(data.compare.year_ago.period)}` +
+        " (год назад)" : "год назад"]];
+    const headline = h("table", { class: "table compact report-table", id: "rep-compare" },
+      h("caption", {}, "Сравнение периодов"),
+      h("thead", {}, h("tr", {}, h("th", { scope: "col" }, "Показатель"),
+        periods.map(([, title]) => h("th", { scope: "col", class: "num" }, title)))),
+      h("tbody", {}, Object.entries(data.headline).map(([key, value]) => {
+        const kind = key === "service_level" ? "percent" : "count";
+        const values = [value, data.compare.previous?.headline[key],
+          data.compare.year_ago?.headline[key]];
+        return h("tr", { dataset: { key } }, h("td", {}, data.headline_titles[key] || key),
+          values.map((v, i) => h("td", { class: "num", dataset: { period: periods[i][0],
+            value: v ?? "" } }, fmt(v, kind))));
+      })));
+    this.body.append(
+      h("p", { class: "report-period", id: "report-period" },
+        h("strong", {}, `${data.title}: ${periodTitle(data.period)}`), scope),
+      h("section", { class: "panel report-section" }, h("div", { class: "table-wrap" },
+        headline)),
+      ...data.sections.map((section) => this._section(section)));
+  }
+
+  _section(section) {
+    const first = section.columns[0].key;
+    const cells = (row, cls) => h("tr", { class: cls, dataset: { key: row[first] } },
+      section.columns.map((c, i) => h("td", { class: i && c.kind !== "text" ? "num" : null,
+        dataset: { metric: c.key, value: row[c.key] ?? "" } }, fmt(row[c.key], c.kind))));
+    const table = h("table", { class: "table compact report-table", id: `rep-${section.key}` },
+      h("thead", {}, h("tr", {}, section.columns.map((c, i) => h("th", { scope: "col",
+        class: i && c.kind !== "text" ? "num" : null }, c.title)))),
+      h("tbody", {}, section.rows.length ? section.rows.map((row) => cells(row))
+        : h("tr", {}, h("td", { colspan: section.columns.length, class: "empty" },
+          "Нет данных"))),
+      section.totals ? h("tfoot", {}, cells(section.totals, "total-row")) : null);
+    const chart = section.chart && section.rows.length ? h("div", { class: "chart-box",
+      id: `chart-${section.key}` }, barList({ title: section.title, rows: section.rows.map(
+      (row) => ({ label: String(row[first]), value: Number(row[section.chart]) || 0 })) }))
+      : null;
+    return h("section", { class: "panel report-section", dataset: { section: section.key } },
+      h("h2", {}, section.title), chart, h("div", { class: "table-wrap" }, table));
+  }
+
+  renderRegister(data) {
+    this.body.textContent = "";
+    const table = h("table", { class: "table compact report-table", id: "rep-register" },
+      h("thead", {}, h("tr", {}, data.columns.map((c) => h("th", { scope: "col" }, c.title)))),
+      h("tbody", {}, data.items.length ? data.items.map((row) => h("tr", {
+        dataset: { key: row.number } }, data.columns.map((c) => h("td", {
+        dataset: { metric: c.key } }, fmt(row[c.key], "text")))))
+        : h("tr", {}, h("td", { colspan: data.columns.length, class: "empty" }, "Нет заявок"))));
+    this.body.append(
+      h("p", { class: "report-period", id: "report-period" },
+        h("strong", {}, `${data.title}: ${periodTitle(data.period)}`),
+        h("span", { class: "muted", id: "rep-register-count", dataset: { total: data.total } },
+          ` · показано ${number.format(data.items.length)} из ${number.format(data.total)}` +
+          (data.total > data.items.length ? " (весь реестр — в файле CSV или XLSX)" : ""))),
+      h("section", { class: "panel report-section" }, h("div", { class: "table-wrap" }, table)));
   }
 
   // -------------------------------------------------------------- rendering

@@ -1,7 +1,8 @@
 """``hotline recordings reconcile|verify|purge`` — maintenance commands (cron-friendly).
 
 Exit status: 0 when all is well, 1 when the report found something to look at (missing
-recordings, tampered files) or the recordings storage could not be reached, 2 on bad usage.
+recordings, tampered files) or the recordings storage could not be reached, 2 on bad usage or
+a schema that is not current (run `hotline db upgrade`).
 """
 
 from __future__ import annotations
@@ -13,7 +14,6 @@ from collections.abc import Awaitable, Callable
 from datetime import UTC, datetime
 from typing import Any, TextIO
 
-from journal.db import Database
 from recordings.storage import StorageUnavailable
 
 
@@ -50,14 +50,16 @@ def _since(raw: str) -> datetime:
 
 
 def _run(job: Callable[[Any, Any], Awaitable[int]]) -> int:
-    from hotline.cli import _settings
+    from hotline.startup import open_current_database
+    from hotline.startup import settings_or_exit as _settings
     from recordings.wiring import build_worker
 
     settings = _settings()
 
     async def main() -> int:
-        db = Database(settings.database_url)
-        await db.create_schema()
+        db = await open_current_database(settings, "hotline recordings")
+        if db is None:
+            return 2
         worker = build_worker(settings, db)
         try:
             return await job(worker, settings)

@@ -1,0 +1,1 @@
+"""Alembic revisions, oldest first: NNNN_<what>.py (see docs/DESIGN-NOTES.md)."""

@@ -1,0 +1,110 @@
+"""The PostgreSQL bus (HOTLINE_BUS=postgresql): notes and control messages between instances."""
+
+from __future__ import annotations
+
+import asyncio
+from datetime import UTC, datetime
+from typing import Any
+
+import pytest
+
+from config import ConfigError, load_settings
+from journal.db import Database
+from journal.models import Notification as StoredNotification
+from journal.pgbus import PostgresBus
+from tests.helpers import wait_for
+
+
+@pytest.fixture
+async def pg(db_url: tuple[str, str | None], db_backend: str) -> Any:
+    if db_backend != "postgresql":
+        pytest.skip("PostgreSQL only")
+    db = Database(db_url[0], schema=db_url[1])
+    await db.upgrade_schema()
+    buses: list[PostgresBus] = []
+
+    def make() -> PostgresBus:
+        bus = PostgresBus(db_url[0], schema=db_url[1])
+        buses.append(bus)
+        return bus
+
+    yield db, make
+    for bus in buses:
+        await bus.stop()
+    await db.dispose()
+
+
+async def store(db: Database, number: int) -> dict[str, Any]:
+    """Commit a notification as a writer does; the note as it would be published."""
+    at = datetime.now(UTC)
+    async with db.sessions.begin() as session:
+        row = StoredNotification(at=at, type="request.created", request_number=number,
+                                 payload={"at": at.isoformat(), "type": "request.created",
+                                          "request_number": number, "level": "1"})
+        session.add(row)
+        await session.flush()
+        note_id = row.id
+    return {"id": note_id, "type": "request.created", "request_number": number,
+            "at": at.isoformat(), "level": "1"}
+
+
+def drain(subscription: Any) -> list[dict[str, Any]]:
+    out = []
+    while not subscription.queue.empty():
+        out.append(subscription.queue.get_nowait())
+    return out
+
+
+async def test_a_note_reaches_every_instance_once(pg: Any) -> None:
+    db, make = pg
+    a, b = make(), make()
+    await a.start()
+    await b.start()
+    sub_a, sub_b = a.subscribe(), b.subscribe()
+    note = await store(db, 1)
+    a.publish(note)  # the writer's instance publishes after its commit
+    await wait_for(lambda: not sub_b.queue.empty())
+    await asyncio.sleep(0.2)  # A's own NOTIFY arrives meanwhile and is not handed out again
+    assert [n["id"] for n in drain(sub_a)] == [note["id"]]
+    (got,) = drain(sub_b)
+    assert got["id"] == note["id"] and got["request_number"] == 1 and got["level"] == "1"
+    assert b.remote_notes == 1 and a.remote_notes == 0
+
+
+async def test_a_dropped_listener_loses_nothing(pg: Any) -> None:
+    db, make = pg
+    a, b = make(), make()
+    await a.start()
+    await b.start()
+    sub_b = b.subscribe()
+    connects = b.connects
+    b.drop_connection()
+    # Committed while B is not listening: their NOTIFYs never reach it.
+    notes = [await store(db, n) for n in (1, 2, 3)]
+    for note in notes:
+        a.publish(note)
+    await wait_for(lambda: b.connects > connects and sub_b.queue.qsize() >= 3)
+    await asyncio.sleep(0.2)
+    assert [n["id"] for n in drain(sub_b)] == [n["id"] for n in notes]
+    assert b.caught_up + b.remote_notes >= 3
+
+
+async def test_control_messages_reach_every_instance_once(pg: Any) -> None:
+    _db, make = pg
+    a, b = make(), make()
+    got_a: list[dict[str, Any]] = []
+    got_b: list[dict[str, Any]] = []
+    a.on_control(got_a.append)
+    b.on_control(got_b.append)
+    await a.start()
+    await b.start()
+    a.control({"kind": "session.ended", "digest": "abc"})
+    await wait_for(lambda: got_b)
+    await asyncio.sleep(0.2)
+    assert got_a == got_b == [{"kind": "session.ended", "digest": "abc"}]
+
+
+def test_the_postgresql_bus_needs_a_postgresql_database() -> None:
+    with pytest.raises(ConfigError, match="HOTLINE_BUS: postgresql needs a PostgreSQL"):
+        load_settings(bus="postgresql", database_url="sqlite+aiosqlite:///x.sqlite3")
+    assert load_settings().bus == "local"
