@@ -22,10 +22,11 @@ from config import Settings
 from journal.access import ROUTE_TARGETS, Action, can_edit, may_route, require, visible_clause
 from journal.audit import audit
 from journal.bus import Notification
-from journal.intake import next_request_number
 from journal.models import Request, RequestAction, UrgentContact
+from journal.numbering import next_request_number
 from journal.queries import iso, request_summary
 from journal.refusal import Refusal
+from journal.routing import LEVEL_2, to_smo
 from journal.users import Principal
 from journal.validation import (
     TEXT_LIMITS,
@@ -263,12 +264,12 @@ async def route_request(session: AsyncSession, user: Principal, request: Request
 def _route_changes(target: str, body: dict[str, Any],
                    settings: Settings) -> tuple[dict[str, Any], dict[str, Any]]:
     if target == "l2":
-        return {"level": "2", "smo": None, "status": "transferred"}, {}
+        return LEVEL_2.columns(), {}
     if target == "smo":
         code = body.get("smo")
         if not isinstance(code, str) or code not in known_smo_codes(settings):
             raise Invalid({"smo": "Укажите СМО из справочника"})
-        return {"level": "smo", "smo": code, "status": "transferred"}, {"smo": code}
+        return to_smo(code).columns(), {"smo": code}
     if target == "redirect":
         where = body.get("redirected_to")
         note_text = body.get("note")

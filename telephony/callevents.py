@@ -88,7 +88,7 @@ class CallTransferred:
     kind: str  # "blind" | "attended"
     from_extension: str
     to: str
-    target: str  # "l2" | "smo" | "other"
+    target: str  # a telephony.routing.Target value ("l2", "smo", "other")
     smo: str | None
     at: datetime
 

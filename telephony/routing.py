@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import re
 from dataclasses import dataclass
+from enum import StrEnum
 
 # A device channel: ``PJSIP/101-0000002a``, ``SIP/150010002-0000000b``, ``IAX2/trunk-00001234``,
 # ``DAHDI/1-1`` (DAHDI counts in decimal).
@@ -15,6 +16,14 @@ _TECH = re.compile(r"^(?:PJSIP|SIP|IAX2|DAHDI|Local|Console|MOTIF|Skinny|UNISTIM
 _LOCAL = re.compile(r"^Local/(?P<exten>[^@]+)@")
 
 
+class Target(StrEnum):
+    """Where a transfer went, as the journal tells them apart."""
+
+    L2 = "l2"        # a level-2 operator of the fund
+    SMO = "smo"      # an SMO's line
+    OTHER = "other"  # anything else: a level-1 colleague, an outside number
+
+
 @dataclass(frozen=True, slots=True)
 class Routing:
     """The routing directory: 8-800 numbers, level-2 targets, SMO lines, outside-line prefixes."""
@@ -24,19 +33,19 @@ class Routing:
     smo_lines: dict[str, str]
     dial_prefixes: tuple[str, ...] = ("9",)
 
-    def classify(self, dialled: str) -> tuple[str, str, str | None]:
+    def classify(self, dialled: str) -> tuple[str, Target, str | None]:
         """``(to, target, smo)`` for a dialled number, outside-line prefix removed."""
         candidates = [dialled] + [
             dialled[len(p):] for p in self.dial_prefixes if p and dialled.startswith(p)
         ]
         for number in candidates:
             if number in self.smo_lines:
-                return number, "smo", self.smo_lines[number]
+                return number, Target.SMO, self.smo_lines[number]
         for number in candidates:
             if number in self.l2_targets:
-                return number, "l2", None
+                return number, Target.L2, None
         external = [n for n in candidates[1:] if len(n) >= 10]
-        return (external[0] if external else dialled), "other", None
+        return (external[0] if external else dialled), Target.OTHER, None
 
 
 def endpoint_of(channel: str) -> str | None:

@@ -38,7 +38,7 @@ from telephony.callevents import (
     QueueJoined,
     RecordingStarted,
 )
-from telephony.routing import Routing, endpoint_of, local_exten, parse_dial
+from telephony.routing import Routing, Target, endpoint_of, local_exten, parse_dial
 
 ANSWERED = "answered"
 RINGING = "5"  # AST_STATE_RINGING: the phone rings (a 180), not merely dialled
@@ -581,7 +581,7 @@ class CallTracker:
         call = self.calls[dest.linkedid]
         if (not call.tracked and caller is not None and dest.trunk and caller.endpoint
                 and caller.uniqueid == call.linkedid and len(dialled) >= 10
-                and self.routing.classify(dialled)[1] == "other"):
+                and self.routing.classify(dialled)[1] is Target.OTHER):
             # An operator's phone dialling out through a trunk: possibly a call-back.
             assert event.chan is not None
             self._start(call, event.chan, "outbound", dialled, caller.endpoint, at, out)

@@ -187,7 +187,7 @@ async def test_unanswered_call_backs_count_until_the_request_says_not_reached(
     at = datetime.now(UTC)
     for n in (1, 2):
         assert row_id is not None
-        intake.pending_callbacks["+74957776655"] = row_id
+        intake.callbacks.expect("+74957776655", row_id)
         linkedid = f"9000000{n}.1"
         await intake.apply([
             CallStarted(linkedid, linkedid, "outbound", "201", "84957776655", "PJSIP/201-1", at),

@@ -162,7 +162,7 @@ async def test_click_to_call_sends_originate_and_links_the_call(
     assert originate["Async"] == "true"
     assert originate["Variable"] == "HOTLINE_REQUEST=1"
     assert "88007070561" in originate["CallerID"]
-    assert services.intake.pending_callbacks == {"+79161234567": 1}  # request 1's row id
+    assert services.callbacks.as_dict() == {"+79161234567": 1}  # request 1's row id
     assert data["history"][-1]["action"] == "callback_call"
     # The PBX now reports the originated call (the recorded call-back from operator 201).
     for item in trace_items(SCENARIOS["s07-callback-outbound"]):
@@ -173,7 +173,7 @@ async def test_click_to_call_sends_originate_and_links_the_call(
     detail = await get(harness, 1)
     directions = [c["direction"] for c in detail["calls"]]
     assert directions == ["inbound", "outbound"]
-    assert services.intake.pending_callbacks == {}
+    assert services.callbacks.as_dict() == {}
     async with services.db.session() as session:
         from sqlalchemy import select
         logged = await session.scalar(select(AuditEntry).where(
@@ -207,7 +207,7 @@ async def test_click_to_call_without_the_pbx_is_503_in_russian(
         harness.services.ami = saved
     assert status == 503 and data["error"]["code"] == "ami_unavailable"
     assert "АТС" in data["error"]["message"]
-    assert harness.services.intake.pending_callbacks == {}
+    assert harness.services.callbacks.as_dict() == {}
 
 
 async def test_urgent_intervention_records_who_was_contacted_and_the_feedback(

@@ -85,7 +85,7 @@ class ControlHandlers:
         number, request_id = str(message.get("number")), message.get("request_id")
         reply: dict[str, Any] = {"kind": "originate.result", "ref": message.get("ref")}
         if isinstance(request_id, int):
-            services.intake.pending_callbacks[number] = request_id
+            services.callbacks.expect(number, request_id)
         try:
             response = await send_originate(services.ami, dict(message.get("action") or {}))
             answer = response[0] if isinstance(response, list) and response else response
@@ -93,9 +93,9 @@ class ControlHandlers:
                 else "Success"
             reply["Message"] = str(answer.get("Message", "")) if hasattr(answer, "get") else ""
             if reply["Response"].lower() == "error":
-                services.intake.pending_callbacks.pop(number, None)
+                services.callbacks.withdraw(number)
         except (ConnectionError, TimeoutError) as exc:
-            services.intake.pending_callbacks.pop(number, None)
+            services.callbacks.withdraw(number)
             reply["error"] = str(exc)[:200] or type(exc).__name__
         with contextlib.suppress(Exception):
             services.bus.control(reply)

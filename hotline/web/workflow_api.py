@@ -246,17 +246,17 @@ async def click_to_call(request: web.Request) -> web.Response:
                                f"АТС отклонила вызов: {answer.get('Message', '')}".strip())
             return Outcome(found)
         # Register before sending: the PBX may report the new call before answering us.
-        services.intake.pending_callbacks[number] = found.id
+        services.callbacks.expect(number, found.id)
         try:
             response = await send_originate(ami, action)
         except (ConnectionError, TimeoutError):
-            services.intake.pending_callbacks.pop(number, None)
+            services.callbacks.withdraw(number)
             raise ApiError(503, "ami_unavailable",
                            "Нет связи с АТС: звонок не может быть выполнен, позвоните вручную"
                            ) from None
         answer = response[0] if isinstance(response, list) and response else response
         if hasattr(answer, "get") and str(answer.get("Response", "")).lower() == "error":
-            services.intake.pending_callbacks.pop(number, None)
+            services.callbacks.withdraw(number)
             raise ApiError(502, "originate_failed",
                            f"АТС отклонила вызов: {answer.get('Message', '')}".strip())
         return Outcome(found)
