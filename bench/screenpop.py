@@ -191,10 +191,10 @@ def run_service(conn: Any, ami_port: int, clients: int, workdir: str,
         unwritten: dict[str, list[str]] = {}  # extension → pops published, not yet written
 
         def timed_publish(note: Any) -> None:
-            if note.get("type") == "call.ringing":
-                key = f"{note['request_number']}|{note['extension']}"
+            if note.type == "call.ringing":
+                key = f"{note.request_number}|{note.data['extension']}"
                 published[key] = time.monotonic()
-                unwritten.setdefault(str(note["extension"]), []).append(key)
+                unwritten.setdefault(str(note.data["extension"]), []).append(key)
             publish(note)
 
         services.bus.publish = timed_publish  # type: ignore[method-assign]

@@ -26,6 +26,7 @@ from journal.completeness import CompletenessReport, check_day
 from journal.db import Database
 from journal.intake import Intake
 from journal.leadership import Leadership
+from journal.outbox import Outbox
 from journal.pending_callbacks import PendingCallbacks
 from journal.pgbus import PostgresBus
 from recordings.worker import RecordingsWorker
@@ -71,6 +72,8 @@ class Services:
     audit_log: AuditWriter
     # Call-backs the web layer asked the PBX to dial; the intake links them to their request.
     callbacks: PendingCallbacks
+    # Where intake and journal actions store their notifications and publish them after commit.
+    outbox: Outbox
     ami: AmiClient | None = None
     # Several instances (HOTLINE_BUS=postgresql): who ingests this PBX; None = this one alone.
     leadership: Leadership | None = None
@@ -96,12 +99,13 @@ class Services:
         tracker = CallTracker(routing_of(settings))
         pipeline = EventPipeline(tracker, buffer)
         callbacks = PendingCallbacks()
-        intake = Intake(db, bus, pbx_id=settings.pbx_id,
+        outbox = Outbox(bus)
+        intake = Intake(db, outbox, pbx_id=settings.pbx_id,
                         recordings_pbx_dir=settings.recordings_pbx_dir,
                         missed_callback_attempts=settings.missed_callback_attempts,
                         callbacks=callbacks)
         services = cls(settings, db, bus, buffer, tracker, pipeline, intake,
-                       AuditWriter(db.engine), callbacks)
+                       AuditWriter(db.engine), callbacks, outbox)
         intake.on_committed = services._after_commit
         if settings.bus == "postgresql":
             services.leadership = Leadership(

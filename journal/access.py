@@ -16,11 +16,11 @@ API, the websocket stream, recordings and reports cannot disagree.
 from __future__ import annotations
 
 from enum import Enum, StrEnum
-from typing import Any
 
 from sqlalchemy import ColumnElement, false, true
 
 from journal.models import Request
+from journal.notes import Note
 from journal.refusal import Refusal
 from journal.users import Principal
 
@@ -180,12 +180,12 @@ def report_slice(user: Principal, asked_smo: str | None) -> str | None:
     return asked_smo or None
 
 
-def receives(user: Principal, note: dict[str, Any], level: str | None,
+def receives(user: Principal, note: Note, level: str | None,
              smo: str | None, corruption: bool = False) -> bool:
     """Websocket: the request's current routing decides; a screen pop also reaches the user
     bound to the ringing extension. ``level`` None: the note names no request (fund-wide)."""
-    if note.get("type") == "call.ringing" and user.extension and \
-            note.get("extension") == user.extension and may(user, Action.RECEIVE_OWN_POPS):
+    if note.type == "call.ringing" and user.extension and \
+            note.data.get("extension") == user.extension and may(user, Action.RECEIVE_OWN_POPS):
         return True
     if level is None:
         return scope_of(user) is Scope.ALL

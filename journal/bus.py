@@ -21,9 +21,11 @@ from typing import Any, Protocol
 
 import structlog
 
+from journal.notes import Note
+
 log = structlog.get_logger(__name__)
 
-Notification = dict[str, Any]
+Notification = Note
 # A control message: ``{"kind": ..., ...}``, JSON-serialisable, small (it rides a NOTIFY).
 Control = dict[str, Any]
 ControlHandler = Callable[[Control], None]
@@ -52,25 +54,33 @@ class NoteQueue:
         if len(self._items) >= self.maxsize:
             raise asyncio.QueueFull
         self._items.append(item)
-        waiter = self._waiter
-        if waiter is not None:
-            self._waiter = None
-            if not waiter.done():
-                waiter.set_result(None)
+        self.wake()
 
     def get_nowait(self) -> Notification:
         if not self._items:
             raise asyncio.QueueEmpty
         return self._items.popleft()
 
-    async def get(self) -> Notification:
-        while not self._items:
+    def wake(self) -> None:
+        """Make a waiting ``get`` return None: its owner has something to look at that is not
+        a note (the subscription overflowed; the hub has connections to retry)."""
+        waiter = self._waiter
+        if waiter is not None:
+            self._waiter = None
+            if not waiter.done():
+                waiter.set_result(None)
+
+    async def get(self) -> Notification | None:
+        """The next note; None when woken without one (see ``wake``)."""
+        if not self._items:
             waiter = self._waiter = asyncio.get_running_loop().create_future()
             try:
                 await waiter
             finally:
                 if self._waiter is waiter:
                     self._waiter = None
+            if not self._items:
+                return None
         return self._items.popleft()
 
 
@@ -148,16 +158,7 @@ class LocalBus:
                 subscription.queue.put_nowait(notification)
             except asyncio.QueueFull:
                 subscription.overflowed = True
-                self._wake(subscription)
-
-    @staticmethod
-    def _wake(subscription: Subscription) -> None:
-        # Make a waiting reader return so it notices the overflow.
-        try:
-            subscription.queue.get_nowait()
-            subscription.queue.put_nowait({"type": "_overflow"})
-        except (asyncio.QueueEmpty, asyncio.QueueFull):
-            pass
+                subscription.queue.wake()  # a waiting reader returns and notices
 
     @property
     def subscribers(self) -> int:

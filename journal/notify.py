@@ -15,11 +15,9 @@ from __future__ import annotations
 
 import asyncio
 import bisect
-import json
 import time
 from collections import OrderedDict
 from dataclasses import dataclass, field
-from typing import Any
 
 from sqlalchemy import func, select
 
@@ -27,28 +25,13 @@ from journal.access import receives
 from journal.db import Database
 from journal.models import Notification as StoredNotification
 from journal.models import Request
+from journal.notes import UNKNOWN, Note, RequestScope, stored_note
 from journal.users import Principal
 
-Note = dict[str, Any]
 # Every ``request.*`` note may change who sees the request (routing, corruption flag).
 ROUTING_PREFIX = "request."
-# A note may carry its request's scope as of that note (the intake knows it, having read and
-# locked the request in the transaction that wrote the note); never stored nor sent.
-SCOPE_KEY = "_scope"
 # These also reach whoever saw the request just before, so their pages can drop it.
 LEAVING_TYPES = frozenset({"request.routed", "request.updated"})
-
-
-@dataclass(frozen=True, slots=True)
-class Scope:
-    """What access rules need to know of a request; level None = no such request."""
-
-    level: str | None
-    smo: str | None
-    corruption: bool = False
-
-
-UNKNOWN = Scope(None, None, False)
 
 
 @dataclass(slots=True)
@@ -56,14 +39,14 @@ class _Entry:
     """One request's scope: ``base`` as the database had it when every note up to
     ``base_as_of`` was committed, plus transitions the stream reported (kept across reloads)."""
 
-    base: Scope
+    base: RequestScope
     base_as_of: int
     loaded_at: float
-    prior: Scope | None = None  # what the stream said before the last reload
+    prior: RequestScope | None = None  # what the stream said before the last reload
     ids: list[int] = field(default_factory=list)       # transition note ids, sorted
-    scopes: list[Scope] = field(default_factory=list)  # the scope after each of them
+    scopes: list[RequestScope] = field(default_factory=list)  # the scope after each of them
 
-    def at(self, note_id: int) -> Scope:
+    def at(self, note_id: int) -> RequestScope:
         """The scope as of note ``note_id``."""
         index = bisect.bisect_right(self.ids, note_id)
         if note_id > self.base_as_of:
@@ -75,12 +58,12 @@ class _Entry:
             return self.scopes[index - 1]
         return self.prior if self.prior is not None else self.base
 
-    def latest(self) -> Scope:
+    def latest(self) -> RequestScope:
         if self.ids and self.ids[-1] > self.base_as_of:
             return self.scopes[-1]
         return self.base
 
-    def record(self, note_id: int, scope: Scope) -> None:
+    def record(self, note_id: int, scope: RequestScope) -> None:
         index = bisect.bisect_left(self.ids, note_id)
         if index < len(self.ids) and self.ids[index] == note_id:
             return  # another connection recorded it already
@@ -107,7 +90,7 @@ class ScopeCache:
         self._entries: OrderedDict[int, _Entry] = OrderedDict()
         self._loading: dict[int, asyncio.Future[_Entry]] = {}
 
-    async def _entry(self, number: int, told: tuple[Scope, int] | None = None) -> _Entry:
+    async def _entry(self, number: int, told: tuple[RequestScope, int] | None = None) -> _Entry:
         """The request's entry, read again once ``ttl_s`` old. ``told``: its scope as of a
         note id, from whoever committed that note (the intake) — as good as a read."""
         entry = self._entries.get(number)
@@ -131,7 +114,7 @@ class ScopeCache:
         finally:
             del self._loading[number]
 
-    def _refresh(self, number: int, old: _Entry | None, scope: Scope, as_of: int) -> _Entry:
+    def _refresh(self, number: int, old: _Entry | None, scope: RequestScope, as_of: int) -> _Entry:
         """Replace an entry by a fresh reading, keeping the transitions the stream reported."""
         fresh = _Entry(scope, as_of, time.monotonic())
         if old is not None:
@@ -158,7 +141,7 @@ class ScopeCache:
     def __len__(self) -> int:
         return len(self._entries)
 
-    async def _load(self, number: int) -> tuple[Scope, int]:
+    async def _load(self, number: int) -> tuple[RequestScope, int]:
         """The request's scope now, and the last notification id committed before it."""
         self.loads += 1
         async with self.db.session() as session:
@@ -166,28 +149,28 @@ class ScopeCache:
             row = (await session.execute(
                 select(Request.level, Request.smo, Request.corruption)
                 .where(Request.number == number))).first()
-        scope = UNKNOWN if row is None else Scope(row[0], row[1], bool(row[2]))
+        scope = UNKNOWN if row is None else RequestScope(row[0], row[1], bool(row[2]))
         return scope, int(as_of or 0)
 
-    async def judge(self, note: Note) -> tuple[Scope, Scope]:
+    async def judge(self, note: Note) -> tuple[RequestScope, RequestScope]:
         """(scope before the note, scope as of the note) for its request."""
-        number = note.get("request_number")
-        note_id = note.get("id")
-        if isinstance(note_id, int) and note_id > self.high_water:
+        number = note.request_number
+        note_id = note.id
+        if note_id is not None and note_id > self.high_water:
             self.high_water = note_id
-        if not isinstance(number, int):
+        if number is None:
             return UNKNOWN, UNKNOWN
-        if note.get("type") == "request.created" and isinstance(note_id, int) \
+        if note.type == "request.created" and note_id is not None \
                 and number not in self._entries:
             # A new request: the note itself says everything, no need to ask the database.
             scope = _apply(UNKNOWN, note) or UNKNOWN
             self._put(number, _Entry(scope, note_id, time.monotonic()))
             return UNKNOWN, scope
-        routing = str(note.get("type", "")).startswith(ROUTING_PREFIX)
-        told = note.get(SCOPE_KEY)
-        entry = await self._entry(number, (told, note_id) if isinstance(told, Scope)
-                                  and isinstance(note_id, int) and not routing else None)
-        if routing and isinstance(note_id, int):
+        routing = note.type.startswith(ROUTING_PREFIX)
+        told = note.scope
+        entry = await self._entry(number, (told, note_id) if told is not None
+                                  and note_id is not None and not routing else None)
+        if routing and note_id is not None:
             before = entry.at(note_id - 1)
             after = _apply(before, note)
             if after is None:
@@ -197,7 +180,7 @@ class ScopeCache:
                 after = entry.latest()
             entry.record(note_id, after)
             return before, after
-        scope = entry.at(note_id) if isinstance(note_id, int) else entry.latest()
+        scope = entry.at(note_id) if note_id is not None else entry.latest()
         return scope, scope
 
     async def visible(self, user: Principal, note: Note) -> bool:
@@ -206,92 +189,38 @@ class ScopeCache:
         return allowed(user, note, before, after)
 
 
-def allowed(user: Principal, note: Note, before: Scope, after: Scope) -> bool:
+def allowed(user: Principal, note: Note, before: RequestScope, after: RequestScope) -> bool:
     """The access decision for one user, given the request's scope before and as of the note."""
     if receives(user, note, after.level, after.smo, after.corruption):
         return True
-    return note.get("type") in LEAVING_TYPES and before.level is not None and \
+    return note.type in LEAVING_TYPES and before.level is not None and \
         receives(user, note, before.level, before.smo, before.corruption)
 
 
-def _apply(before: Scope, note: Note) -> Scope | None:
+def _apply(before: RequestScope, note: Note) -> RequestScope | None:
     """The scope after a routing note, or None when the note does not tell."""
-    kind = note.get("type")
+    kind = note.type
+    data = note.data
     if kind == "request.created":
-        return Scope(str(note.get("level") or "1"), note.get("smo"),
-                     bool(note.get("corruption", False)))
+        return RequestScope(str(data.get("level") or "1"), data.get("smo"),
+                            bool(data.get("corruption", False)))
     corruption = before.corruption
     if kind == "request.corruption":
         corruption = True
-    elif "corruption" in note:
-        corruption = bool(note["corruption"])
-    elif "corruption" in (note.get("fields") or ()):
+    elif "corruption" in data:
+        corruption = bool(data["corruption"])
+    elif "corruption" in (data.get("fields") or ()):
         return None  # the flag changed, the note does not say to what
-    if "level" not in note:
+    if "level" not in data:
         if kind in ("request.routed", "request.updated") and before.level is None:
             return None
-        if kind == "request.routed" or ("fields" in note and {"level", "smo"} & set(
-                note.get("fields") or ())):
+        if kind == "request.routed" or ("fields" in data and {"level", "smo"} & set(
+                data.get("fields") or ())):
             return None
-        return Scope(before.level, before.smo, corruption)
-    level = note.get("level")
-    smo = note.get("smo", before.smo) if level == "smo" else None
-    return Scope(None if level is None else str(level), smo, corruption)
-
-
-class FrameCache:
-    """Each notification serialised (and framed for the wire) once, not once per connection."""
-
-    def __init__(self, size: int = 4096) -> None:
-        self.size = size
-        self._frames: OrderedDict[int, str] = OrderedDict()
-        self._wire: OrderedDict[int, bytes] = OrderedDict()
-
-    def wire(self, note: Note) -> bytes:
-        """The complete websocket text frame (server frames are unmasked, so every client
-        gets the same bytes)."""
-        note_id = note.get("id")
-        data = self._wire.get(note_id) if isinstance(note_id, int) else None
-        if data is None:
-            data = websocket_text_frame(self.frame(note))
-            if isinstance(note_id, int):
-                self._wire[note_id] = data
-                if len(self._wire) > self.size:
-                    self._wire.popitem(last=False)
-        return data
-
-    def frame(self, note: Note) -> str:
-        note_id = note.get("id")
-        if not isinstance(note_id, int):
-            return json.dumps(frame_of(note), ensure_ascii=False)
-        text = self._frames.get(note_id)
-        if text is None:
-            text = json.dumps(frame_of(note), ensure_ascii=False)
-            self._frames[note_id] = text
-            if len(self._frames) > self.size:
-                self._frames.popitem(last=False)
-        return text
-
-
-def websocket_text_frame(text: str) -> bytes:
-    """RFC 6455 frame: FIN + text opcode, unmasked, no compression."""
-    payload = text.encode()
-    size = len(payload)
-    if size < 126:
-        header = bytes((0x81, size))
-    elif size < 1 << 16:
-        header = bytes((0x81, 126)) + size.to_bytes(2, "big")
-    else:
-        header = bytes((0x81, 127)) + size.to_bytes(8, "big")
-    return header + payload
-
-
-def frame_of(note: Note) -> Note:
-    """The contract's frame: ``id``, ``type``, ``at``, ``request_number`` always present."""
-    return {"id": note.get("id"), "type": note.get("type"), "at": note.get("at"),
-            "request_number": note.get("request_number"),
-            **{k: v for k, v in note.items()
-               if k not in ("id", "type", "at", "request_number") and not k.startswith("_")}}
+        return RequestScope(before.level, before.smo, corruption)
+    level = data.get("level")
+    smo = data.get("smo", before.smo) if level == "smo" else None
+    return RequestScope(None if level is None else str(level), smo, corruption)
 
 
 async def missed_notes(db: Database, user: Principal, after_id: int,
@@ -314,10 +243,9 @@ async def missed_notes(db: Database, user: Principal, after_id: int,
         for row in rows:
             scanned += 1
             cursor = row.id
-            note = {**(row.payload or {}), "id": row.id, "type": row.type,
-                    "request_number": row.request_number}
-            note.setdefault("at", row.at.isoformat())
-            scope = scopes.get(row.request_number, UNKNOWN)  # type: ignore[arg-type]
+            note = stored_note(row.id, row.type, row.request_number, row.payload, row.at)
+            scope = scopes.get(row.request_number, UNKNOWN) \
+                if row.request_number is not None else UNKNOWN
             if receives(user, note, scope.level, scope.smo, scope.corruption):
                 found.append(note)
                 if len(found) >= limit:
@@ -333,7 +261,7 @@ async def latest_note_id(db: Database) -> int:
         return int(await session.scalar(select(func.max(StoredNotification.id))) or 0)
 
 
-async def current_scopes(db: Database, numbers: set[int]) -> dict[int, Scope]:
+async def current_scopes(db: Database, numbers: set[int]) -> dict[int, RequestScope]:
     """The routing scope of these requests as the database has it now."""
     if not numbers:
         return {}
@@ -341,7 +269,7 @@ async def current_scopes(db: Database, numbers: set[int]) -> dict[int, Scope]:
         rows = await session.execute(
             select(Request.number, Request.level, Request.smo, Request.corruption)
             .where(Request.number.in_(numbers)))
-        return {n: Scope(level, smo, bool(corruption)) for n, level, smo, corruption in rows}
+        return {n: RequestScope(level, smo, bool(corruption)) for n, level, smo, corruption in rows}
 
 
 async def _more_after(db: Database, note_id: int) -> bool:

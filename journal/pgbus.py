@@ -24,13 +24,13 @@ import re
 import uuid
 from collections import OrderedDict
 from collections.abc import Iterable
-from datetime import datetime
 from typing import Any
 
 import asyncpg  # type: ignore[import-untyped]
 import structlog
 
 from journal.bus import Control, LocalBus, Notification
+from journal.notes import stored_note
 
 log = structlog.get_logger(__name__)
 
@@ -102,8 +102,8 @@ class PostgresBus(LocalBus):
 
     # ----------------------------------------------------------- publishing
     def publish(self, notification: Notification) -> None:
-        note_id = notification.get("id")
-        if isinstance(note_id, int):
+        note_id = notification.id
+        if note_id is not None:
             if note_id in self._delivered:
                 return  # already read from the outbox (its NOTIFY came first)
             self._remember(note_id)
@@ -234,8 +234,4 @@ def note_of(row: Any) -> Notification:
     payload = row["payload"]
     if isinstance(payload, str):
         payload = json.loads(payload)
-    note: Notification = {**(payload or {}), "id": int(row["id"]), "type": row["type"],
-                          "request_number": row["request_number"]}
-    at = row["at"]
-    note.setdefault("at", at.isoformat() if isinstance(at, datetime) else str(at))
-    return note
+    return stored_note(int(row["id"]), row["type"], row["request_number"], payload, row["at"])

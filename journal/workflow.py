@@ -21,8 +21,8 @@ from sqlalchemy.ext.asyncio import AsyncSession
 from config import Settings
 from journal.access import ROUTE_TARGETS, Action, can_edit, may_route, require, visible_clause
 from journal.audit import audit
-from journal.bus import Notification
 from journal.models import Request, RequestAction, UrgentContact
+from journal.notes import Note, request_changed, request_routed
 from journal.numbering import next_request_number
 from journal.queries import iso, request_summary
 from journal.refusal import Refusal
@@ -49,7 +49,7 @@ class WorkflowError(Refusal):
 @dataclass(slots=True)
 class Outcome:
     request: Request
-    notes: list[Notification] = field(default_factory=list)
+    notes: list[Note] = field(default_factory=list)
     warnings: dict[str, str] = field(default_factory=dict)
 
 
@@ -110,9 +110,10 @@ def record(session: AsyncSession, request: Request, user: Principal | None, acti
                               data={k: v for k, v in data.items() if v is not None}))
 
 
-def note(note_type: str, request: Request, at: datetime, **data: Any) -> Notification:
-    return {"type": note_type, "at": iso(at), "request_number": request.number,
-            "level": request.level, "smo": request.smo, **data}
+def note(note_type: str, request: Request, at: datetime, **data: Any) -> Note:
+    """A change made in the journal, with the request's routing after it."""
+    return request_changed(note_type, request.number, at, level=request.level,
+                           smo=request.smo, **data)
 
 
 def _jsonable(value: Any) -> Any:
@@ -120,7 +121,7 @@ def _jsonable(value: Any) -> Any:
 
 
 def _corruption_flagged(session: AsyncSession, request: Request, user: Principal,
-                        at: datetime, remote: str | None, notes: list[Notification]) -> None:
+                        at: datetime, remote: str | None, notes: list[Note]) -> None:
     """Hand the case at once to the anti-corruption officer (Arkhangelsk routing rules)."""
     record(session, request, user, "corruption_reported", at)
     audit(session, user, "corruption_reported", request.number, remote)
@@ -254,7 +255,8 @@ async def route_request(session: AsyncSession, user: Principal, request: Request
     outcome.notes.append(note("request.updated", request, at, version=request.version,
                               fields=sorted(changes)))
     if target in ("l2", "smo"):
-        outcome.notes.append(note("request.routed", request, at, via="journal"))
+        outcome.notes.append(request_routed(request.number, at, level=request.level,
+                                            smo=request.smo, via="journal"))
     if target == "corruption" and not was_corruption:
         _corruption_flagged(session, request, user, at, remote, outcome.notes)
     await session.flush()

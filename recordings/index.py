@@ -120,10 +120,9 @@ class PlaybackIndex:
             try:
                 while not subscription.overflowed:
                     note = await subscription.queue.get()
-                    number = note.get("request_number")
-                    if isinstance(number, int) and \
-                            str(note.get("type", "")).startswith(ROUTING_PREFIX):
-                        self.forget(number)
+                    if note is not None and note.request_number is not None \
+                            and note.type.startswith(ROUTING_PREFIX):
+                        self.forget(note.request_number)
             finally:
                 self._subscription = None
                 self.bus.unsubscribe(subscription)

@@ -23,6 +23,7 @@ from journal.access import (
     visible_clause,
 )
 from journal.models import ROLES, Request
+from journal.notes import Note
 from journal.users import Principal
 
 ADMIN = Principal(1, "admin", "admin", None, None)
@@ -144,11 +145,14 @@ def test_reports_an_smo_user_gets_its_own_slice_whatever_it_asks() -> None:
         report_slice(Principal(8, "smo-x", "smo", None, None), None)
 
 
+AT = "2026-01-01T00:00:00+00:00"
+
+
 def test_websocket_a_pop_reaches_the_ringing_phone_and_the_request_decides_the_rest() -> None:
-    pop = {"type": "call.ringing", "extension": "201"}
+    pop = Note("call.ringing", AT, 1, {"extension": "201"})
     assert receives(SMO_A, pop, "l1", None)  # its own phone rings, even for a fund request
     assert not receives(SMO_B, pop, "l1", None)
-    assert receives(OPERATOR, {"type": "request.updated"}, "l1", None)
-    assert not receives(OPERATOR, {"type": "request.updated"}, "smo", "A")
-    assert receives(ADMIN, {"type": "call.ended"}, None, None)  # fund-wide notes
-    assert not receives(OPERATOR, {"type": "call.ended"}, None, None)
+    assert receives(OPERATOR, Note("request.updated", AT, 1), "l1", None)
+    assert not receives(OPERATOR, Note("request.updated", AT, 1), "smo", "A")
+    assert receives(ADMIN, Note("call.ended", AT, None), None, None)  # fund-wide notes
+    assert not receives(OPERATOR, Note("call.ended", AT, None), None, None)

@@ -128,7 +128,7 @@ async def test_concurrent_backfills_create_each_request_once(
     services = harness.services
     sources = [CelSource(cel_url, table=table) for _ in range(3)]
     try:
-        backfills = [CelBackfill(src, Intake(services.db, services.bus,
+        backfills = [CelBackfill(src, Intake(services.db, services.outbox,
                                              pbx_id=services.settings.pbx_id),
                                  routing_of(services.settings)) for src in sources]
         reports = await asyncio.gather(*(b.run(since=LONG_AGO) for b in backfills))

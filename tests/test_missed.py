@@ -220,7 +220,7 @@ async def test_page_reopened_mid_call_gets_the_history_the_pop_had(
 
     def popped() -> bool:
         while not events.queue.empty():
-            note = events.queue.get_nowait()
+            note = events.queue.get_nowait().frame()
             if note["type"] == "call.ringing" and note["request_number"] == 3:
                 pops.append(note)
         return bool(pops)

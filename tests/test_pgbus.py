@@ -11,6 +11,7 @@ import pytest
 from config import ConfigError, load_settings
 from journal.db import Database
 from journal.models import Notification as StoredNotification
+from journal.notes import Note
 from journal.pgbus import PostgresBus
 from tests.helpers import wait_for
 
@@ -34,7 +35,7 @@ async def pg(db_url: tuple[str, str | None], db_backend: str) -> Any:
     await db.dispose()
 
 
-async def store(db: Database, number: int) -> dict[str, Any]:
+async def store(db: Database, number: int) -> Note:
     """Commit a notification as a writer does; the note as it would be published."""
     at = datetime.now(UTC)
     async with db.sessions.begin() as session:
@@ -44,14 +45,13 @@ async def store(db: Database, number: int) -> dict[str, Any]:
         session.add(row)
         await session.flush()
         note_id = row.id
-    return {"id": note_id, "type": "request.created", "request_number": number,
-            "at": at.isoformat(), "level": "1"}
+    return Note("request.created", at.isoformat(), number, {"level": "1"}, id=note_id)
 
 
 def drain(subscription: Any) -> list[dict[str, Any]]:
     out = []
     while not subscription.queue.empty():
-        out.append(subscription.queue.get_nowait())
+        out.append(subscription.queue.get_nowait().frame())
     return out
 
 
@@ -65,9 +65,9 @@ async def test_a_note_reaches_every_instance_once(pg: Any) -> None:
     a.publish(note)  # the writer's instance publishes after its commit
     await wait_for(lambda: not sub_b.queue.empty())
     await asyncio.sleep(0.2)  # A's own NOTIFY arrives meanwhile and is not handed out again
-    assert [n["id"] for n in drain(sub_a)] == [note["id"]]
+    assert [n["id"] for n in drain(sub_a)] == [note.id]
     (got,) = drain(sub_b)
-    assert got["id"] == note["id"] and got["request_number"] == 1 and got["level"] == "1"
+    assert got["id"] == note.id and got["request_number"] == 1 and got["level"] == "1"
     assert b.remote_notes == 1 and a.remote_notes == 0
 
 
@@ -85,7 +85,7 @@ async def test_a_dropped_listener_loses_nothing(pg: Any) -> None:
         a.publish(note)
     await wait_for(lambda: b.connects > connects and sub_b.queue.qsize() >= 3)
     await asyncio.sleep(0.2)
-    assert [n["id"] for n in drain(sub_b)] == [n["id"] for n in notes]
+    assert [n["id"] for n in drain(sub_b)] == [n.id for n in notes]
     assert b.caught_up + b.remote_notes >= 3
 
 

@@ -8,7 +8,11 @@ from typing import Any
 import pytest
 
 from journal import notify
-from journal.notify import Scope, ScopeCache
+from journal.notes import Note
+from journal.notes import RequestScope as Scope
+from journal.notify import ScopeCache
+
+AT = "2026-01-01T00:00:00+00:00"
 
 
 class Clock:
@@ -26,8 +30,13 @@ def clock(monkeypatch: pytest.MonkeyPatch) -> Clock:
     return fake
 
 
-def created(number: int) -> dict[str, Any]:
-    return {"type": "request.created", "id": number, "request_number": number, "level": "1"}
+def created(number: int) -> Note:
+    return Note("request.created", AT, number, {"level": "1"}, id=number)
+
+
+def note(note_type: str, note_id: int, number: int, scope: Scope | None = None,
+         **data: Any) -> Note:
+    return Note(note_type, AT, number, data, id=note_id, scope=scope)
 
 
 async def test_scope_cache_holds_the_last_minutes_of_requests_over_a_day(clock: Clock) -> None:
@@ -48,11 +57,9 @@ async def test_a_request_in_use_is_kept_and_judged_as_before(clock: Clock) -> No
     for number in range(2, 200):
         clock.now += 4.0
         # Request 1 keeps getting notes that carry its scope (the intake's), so it is fresh.
-        await cache.judge({"type": "call.held", "id": 1000 + number, "request_number": 1,
-                           notify.SCOPE_KEY: Scope("1", None)})
+        await cache.judge(note("call.held", 1000 + number, 1, Scope("1", None)))
         await cache.judge(created(number))
     assert 1 in cache._entries
     assert 2 not in cache._entries  # created 790 s ago and not used since
-    assert await cache.judge({"type": "call.ended", "id": 5000, "request_number": 1,
-                              notify.SCOPE_KEY: Scope("1", None)}) == (Scope("1", None),
-                                                                       Scope("1", None))
+    assert await cache.judge(note("call.ended", 5000, 1, Scope("1", None))) == \
+        (Scope("1", None), Scope("1", None))

@@ -79,7 +79,7 @@ async def test_operator_fills_in_the_appeal_and_the_version_moves_on(
     assert data["policy_number"] == ENP and "warnings" not in data
     assert data["status"] == "in_progress"
     assert any(h["action"] == "edit" for h in data["history"])
-    note = await asyncio.wait_for(events.queue.get(), 2)
+    note = (await asyncio.wait_for(events.queue.get(), 2)).frame()
     assert note["type"] == "request.updated" and note["request_number"] == 1
     assert note["at"].endswith("+00:00")
     async with harness.services.db.session() as session:

@@ -19,7 +19,7 @@ from tests.test_workflow import SCENARIOS, call, get, journal_with
 def notes_of(subscription: Any) -> list[dict[str, Any]]:
     found = []
     while not subscription.queue.empty():
-        found.append(subscription.queue.get_nowait())
+        found.append(subscription.queue.get_nowait().frame())
     return found
 
 

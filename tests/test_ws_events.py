@@ -11,6 +11,7 @@ from typing import Any
 
 import aiohttp
 
+from journal.notes import Note
 from telephony.trace import refresh_ids
 from tests.conftest import TRACES_ROOT, trace_items
 from tests.helpers import create_user, login, wait_for
@@ -237,8 +238,8 @@ async def test_a_slow_consumer_is_closed_with_4008(make_settings: Any, start_ser
     await harness.peer.done.wait()
     await harness.wait_calls_done()
     for _ in range(5):
-        harness.services.bus.publish({"type": "request.updated", "at": "2026-01-01T00:00:00Z",
-                                      "request_number": 1, "level": "1", "smo": None})
+        harness.services.bus.publish(Note("request.updated", "2026-01-01T00:00:00Z", 1,
+                                          {"level": "1", "smo": None}))
     while True:
         message = await asyncio.wait_for(ws.receive(), 5)
         if message.type in (aiohttp.WSMsgType.CLOSE, aiohttp.WSMsgType.CLOSED):
@@ -398,9 +399,9 @@ async def test_the_ringing_phone_is_written_first_in_a_burst(
     by_login = {c.user.login: c for c in hub.connections}
     hub._to_write.extend([by_login["admin"]])  # left over from an earlier burst
     hub._queued_for_write.add(by_login["admin"])
-    hub._order_writes([{"type": "call.ringing", "extension": "101", "request_number": 1}])
+    hub._order_writes([Note("call.ringing", "2026-01-01T00:00:00Z", 1, {"extension": "101"})])
     assert list(hub._to_write) == [by_login["op101"], by_login["admin"]]
-    hub._order_writes([{"type": "call.answered", "request_number": 1}])
+    hub._order_writes([Note("call.answered", "2026-01-01T00:00:00Z", 1)])
     assert list(hub._to_write) == [by_login["op101"], by_login["admin"]]  # no duplicates
     await hub._write_slice()
     assert not hub._to_write and not hub._queued_for_write

@@ -11,7 +11,6 @@ from __future__ import annotations
 
 import re
 from collections.abc import Awaitable, Callable
-from datetime import datetime
 from typing import Any
 
 from aiohttp import hdrs, web
@@ -26,11 +25,9 @@ from hotline.web.errors import ApiError
 from hotline.web.params import ascii_int
 from journal.access import Action, Scope, report_slice, require, scope_of
 from journal.audit import audit
-from journal.bus import Notification
 from journal.classifier import active_codes, current_topics, ensure_seeded, save_topic
 from journal.export import to_csv, to_xlsx
 from journal.guards import CLOSED_MESSAGE, ClosedRequestError
-from journal.models import Notification as StoredNotification
 from journal.models import Request
 from journal.queries import load_request, request_detail
 from journal.reports import BadPeriod, parse_period, summary
@@ -78,17 +75,6 @@ async def _body(request: web.Request) -> dict[str, Any]:
     if not isinstance(body, dict):
         raise ApiError(400, "bad_json", "Тело запроса должно быть JSON-объектом")
     return body
-
-
-async def _store(session: AsyncSession, notes: list[Notification]) -> None:
-    """Keep notifications (as intake does) so a reconnecting page can catch up."""
-    rows = [StoredNotification(at=datetime.fromisoformat(n["at"]), type=n["type"],
-                               request_number=n.get("request_number"), payload=n)
-            for n in notes]
-    session.add_all(rows)
-    await session.flush()
-    for row, stored in zip(rows, notes, strict=True):
-        stored["id"] = row.id
 
 
 async def _current_json(request: web.Request, number: int) -> dict[str, Any] | None:
@@ -140,7 +126,7 @@ async def _run(request: web.Request, action: Step, status: int = 200) -> web.Res
                         and found.version not in accepted:
                     raise version_conflict(found)
                 outcome = await action(session, user, found, body)
-                await _store(session, outcome.notes)
+                await services.outbox.store_in(session, outcome.notes)
                 if outcome.request is not found:
                     outcome.request = await load_request(session, outcome.request.number) \
                         or outcome.request
@@ -161,8 +147,7 @@ async def _run(request: web.Request, action: Step, status: int = 200) -> web.Res
             if CLOSED_MESSAGE in str(exc.orig):
                 raise _closed(number) from None
             raise
-    for stored in outcome.notes:
-        services.bus.publish(stored)
+    services.outbox.publish(outcome.notes)
     if outcome.warnings:
         data["warnings"] = outcome.warnings
     return web.json_response(data, status=status,

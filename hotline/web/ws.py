@@ -28,17 +28,12 @@ from sqlalchemy import select
 from hotline.web.auth import COOKIE, current_user
 from hotline.web.context import SERVICES, SESSION_ENDED_HOOKS, TOKEN
 from hotline.web.errors import ApiError
+from hotline.web.frames import FrameCache
 from hotline.web.params import ascii_int
 from journal.bus import Subscription
 from journal.models import User, UserSession
-from journal.notify import (
-    FrameCache,
-    Scope,
-    ScopeCache,
-    allowed,
-    latest_note_id,
-    missed_notes,
-)
+from journal.notes import Note, RequestScope
+from journal.notify import ScopeCache, allowed, latest_note_id, missed_notes
 from journal.users import Principal, token_digest
 
 log = structlog.get_logger(__name__)
@@ -51,7 +46,6 @@ CLOSE_SESSION_ENDED = 4001
 CLOSE_GOING_AWAY = 1001
 MAX_WRITE_BUFFER = 1 << 20  # bytes a client may leave unread before it counts as slow
 WRITE_SLICE_S = 0.001  # fan-out work between two turns of the event loop
-RETRY = "_retry"  # wakes the dispatcher for connections handed to it by the watchdog
 
 
 @dataclass(eq=False)
@@ -88,7 +82,7 @@ class Hub:
         self.close_timeout_s = 2.0
         self.sent = 0
         self.dropped_slow = 0
-        self._verdicts: dict[int, tuple[Scope, Scope]] = {}
+        self._verdicts: dict[int, tuple[RequestScope, RequestScope]] = {}
         self._watchdog: asyncio.Task[None] | None = None
         self._dispatcher: asyncio.Task[None] | None = None
         self._trigger: Subscription | None = None
@@ -125,7 +119,7 @@ class Hub:
                           transport if isinstance(transport, asyncio.Transport) else None)
         self.connections.add(conn)
         try:
-            backlog: list[dict[str, object]] = []
+            backlog: list[Note] = []
             truncated = False
             # Read after subscribing: whatever comes later reaches this connection live.
             newest = await latest_note_id(self.services.db)
@@ -140,10 +134,10 @@ class Hub:
                 "last_event_id": _resume_point(last_event_id, newest, truncated),
                 "resumed": len(backlog), "truncated": truncated,
             }, ensure_ascii=False))
-            conn.backlog_ids = frozenset(int(n["id"]) for n in backlog)  # type: ignore[call-overload]
+            conn.backlog_ids = frozenset(n.id for n in backlog if n.id is not None)
             for note in backlog:
                 await ws.send_str(self.frames.frame(note))
-                conn.sent_upto = max(conn.sent_upto, int(note["id"]))  # type: ignore[call-overload]
+                conn.sent_upto = max(conn.sent_upto, note.id or 0)
             conn.live = True
             await self.flush([conn])  # what was published while the backlog went out
             async for message in ws:
@@ -176,11 +170,12 @@ class Hub:
         try:
             while True:
                 if not self._to_write or not trigger.queue.empty():
-                    batch = [] if self._to_write else [await trigger.queue.get()]
+                    # Woken by a note, or (None) by ``_retry_later``.
+                    first = None if self._to_write else await trigger.queue.get()
+                    notes = [] if first is None else [first]
                     while not trigger.queue.empty():
-                        batch.append(trigger.queue.get_nowait())
+                        notes.append(trigger.queue.get_nowait())
                     trigger.overflowed = False  # only a wake-up call: connections have the notes
-                    notes = [n for n in batch if n.get("type") != RETRY]
                     if notes:
                         await self._judge_all(notes)
                         self._order_writes(notes)
@@ -191,19 +186,19 @@ class Hub:
             self._trigger = None
             self.services.bus.unsubscribe(trigger)
 
-    async def _judge_all(self, notes: list[dict[str, object]]) -> None:
+    async def _judge_all(self, notes: list[Note]) -> None:
         """Each note's request scope, once for all connections, in order."""
         for note in notes:
-            note_id = note.get("id")
-            if isinstance(note_id, int) and note_id not in self._verdicts:
+            note_id = note.id
+            if note_id is not None and note_id not in self._verdicts:
                 self._verdicts[note_id] = await self.scopes.judge(note)
         while len(self._verdicts) > 4096:
             del self._verdicts[next(iter(self._verdicts))]
 
-    def _order_writes(self, notes: list[dict[str, object]]) -> None:
+    def _order_writes(self, notes: list[Note]) -> None:
         """Every connection is to be written, in this order: the phones that ring in this
         burst first (the pop), then those still waiting from before, then the rest."""
-        ringing = {n.get("extension") for n in notes if n.get("type") == "call.ringing"}
+        ringing = {n.data.get("extension") for n in notes if n.type == "call.ringing"}
         first = [c for c in self.connections if c.user.extension in ringing] if ringing else []
         order = deque(first)
         seen = set(first)
@@ -230,8 +225,7 @@ class Hub:
         self._to_write.extend(fresh)
         self._queued_for_write.update(fresh)
         if fresh and self._trigger is not None:
-            with contextlib.suppress(asyncio.QueueFull):  # a full queue wakes it anyway
-                self._trigger.queue.put_nowait({"type": RETRY})
+            self._trigger.queue.wake()
 
     async def flush(self, conns: Iterable[Connection]) -> None:
         """Write what each connection's queue holds, as far as its socket takes it."""
@@ -260,10 +254,8 @@ class Hub:
         out: list[bytes] = []
         while not queue.empty():
             note = queue.get_nowait()
-            if note.get("type") == "_overflow":
-                continue
-            note_id = note.get("id")
-            if isinstance(note_id, int):
+            note_id = note.id
+            if note_id is not None:
                 if note_id <= conn.resumed_after or note_id in conn.backlog_ids:
                     continue  # the client has it (asked to resume after it, or the backlog)
                 verdict = self._verdicts.get(note_id)

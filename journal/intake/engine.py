@@ -35,13 +35,14 @@ from sqlalchemy import select
 from sqlalchemy.engine import Connection
 from sqlalchemy.exc import DBAPIError, IntegrityError
 
-from journal.bus import Bus, Notification
 from journal.db import Database
 from journal.intake.rows import Rows
 from journal.intake.rules import EventRules
 from journal.intake.state import Batch
 from journal.models import Call, CallLeg, Recording, Transfer
+from journal.notes import Note
 from journal.numbering import take_numbers
+from journal.outbox import Outbox
 from journal.pending_callbacks import PendingCallbacks
 from telephony.buffer import SpillingBuffer
 from telephony.callevents import EVENT_TYPES, CallEvent, CallStarted
@@ -69,7 +70,7 @@ class Intake:
     def __init__(
         self,
         db: Database,
-        bus: Bus,
+        outbox: Outbox,
         *,
         pbx_id: str,
         recordings_pbx_dir: str = "/var/spool/asterisk/monitor",
@@ -79,7 +80,7 @@ class Intake:
         callbacks: PendingCallbacks | None = None,
     ) -> None:
         self.db = db
-        self.bus = bus
+        self.outbox = outbox
         self.pbx_id = pbx_id
         self.rules = EventRules(pbx_id, recordings_pbx_dir.rstrip("/"))
         # The cap of one batch: the consumer takes whatever is buffered up to it, so batches
@@ -161,7 +162,7 @@ class Intake:
     async def _commit(self, batch: Sequence[CallEvent], attempts: int = 5,
                       amend: Collection[str] = ()) -> bool:
         for attempt in range(attempts):
-            notes: list[Notification] = []
+            notes: list[Note] = []
             state = Batch(amend=set(amend))
             try:
                 await self.db.transact(partial(self._transaction, st=state, batch=batch,
@@ -184,21 +185,20 @@ class Intake:
         self.last_commit_at = datetime.now(UTC)
         if self.commit_observer is not None:
             self.commit_observer(batch)
-        for note in notes:
-            self.bus.publish(note)
+        self.outbox.publish(notes)
         if self.on_committed is not None:
             await self.on_committed(batch)
         return True
 
     def _transaction(self, conn: Connection, st: Batch, batch: Sequence[CallEvent],
-                     notes: list[Notification]) -> None:
+                     notes: list[Note]) -> None:
         """The whole batch, inside one transaction (run by ``Database.transact``: on SQLite in
         the database's writer thread, in one hop from the event loop)."""
         self._apply_batch(conn, st, batch, notes)
-        self.rows.store_notifications(conn, notes)
+        self.outbox.store(conn, notes)
 
     def _apply_batch(self, conn: Connection, st: Batch,
-                     batch: Sequence[CallEvent], notes: list[Notification]) -> None:
+                     batch: Sequence[CallEvent], notes: list[Note]) -> None:
         run: list[CallEvent] = []
         for event in batch:
             if type(event) is CallStarted and event.direction != "inbound":
@@ -224,7 +224,7 @@ class Intake:
 
     # ------------------------------------------------------------------ one run of events
     def _run(self, conn: Connection, st: Batch, events: list[CallEvent],
-             notes: list[Notification]) -> None:
+             notes: list[Note]) -> None:
         """Apply a run of events (no outbound CallStarted among them) and write it."""
         if not events:
             return

@@ -14,7 +14,6 @@ from typing import Any
 from sqlalchemy import ColumnElement, and_, bindparam, insert, or_, select, update
 from sqlalchemy.engine import Connection
 
-from journal.bus import Notification
 from journal.callback_attempts import result_to_fill, settlement
 from journal.db import REQUEST_COUNTER
 from journal.history import HISTORY_CHUNK, HISTORY_LIMIT, grouped, histories_select, pick
@@ -29,8 +28,7 @@ from journal.models import (
     Request,
     Transfer,
 )
-from journal.models import Notification as StoredNotification
-from journal.notify import SCOPE_KEY, Scope
+from journal.notes import RequestScope
 from journal.pending_callbacks import PendingCallbacks
 from journal.phones import normalize_phone
 from telephony.callevents import CallEvent, CallStarted, CallTransferred, RecordingStarted
@@ -133,7 +131,7 @@ class Rows:
                       outcome: str | None, level: str | None, smo: str | None,
                       corruption: Any) -> BatchRequest:
         req = BatchRequest(request_id, number, caller_n or "", caller or "", operator, status,
-                           bool(closed), outcome, Scope(level, smo, bool(corruption)))
+                           bool(closed), outcome, RequestScope(level, smo, bool(corruption)))
         st.reqs[request_id] = req
         st.by_caller[req.caller_normalized].append(req)
         return req
@@ -291,26 +289,8 @@ class Rows:
             def later_or_own(number: int, pop: Pop = pop) -> bool:
                 return number == pop.own_number or (number in st.new_numbers
                                                     and number > pop.last_new_number)
-            pop.note["history"] = pick(found.get(pop.caller, ()), later_or_own, pop.statuses)
+            pop.note.data["history"] = pick(found.get(pop.caller, ()), later_or_own, pop.statuses)
         st.pops.clear()
-
-    @staticmethod
-    def store_notifications(conn: Connection, notes: list[Notification]) -> None:
-        """Keep notifications so a reconnecting page can ask for what it missed.
-
-        One multi-row INSERT … RETURNING for the whole batch (not one per notification); the
-        ids come back in parameter order.
-        """
-        if not notes:
-            return
-        rows = [{"at": datetime.fromisoformat(n["at"]), "type": n["type"],
-                 "request_number": n.get("request_number"),
-                 "payload": {k: v for k, v in n.items() if k != SCOPE_KEY}} for n in notes]
-        ids = conn.scalars(
-            insert(StoredNotification).returning(StoredNotification.id,
-                                                 sort_by_parameter_order=True), rows)
-        for note, row_id in zip(notes, ids, strict=True):
-            note["id"] = row_id
 
 
 def _update_many(conn: Connection, table: Any,

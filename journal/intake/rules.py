@@ -6,14 +6,23 @@ from __future__ import annotations
 
 from collections.abc import Callable
 from dataclasses import dataclass
-from datetime import UTC, datetime
 from pathlib import PurePosixPath
 from typing import Any
 
-from journal.bus import Notification
 from journal.callback_attempts import MISSED_OUTCOME, result_of_call
 from journal.intake.state import Batch, BatchCall, BatchRequest, Pop
-from journal.notify import SCOPE_KEY, Scope
+from journal.notes import (
+    Note,
+    RequestScope,
+    call_answered,
+    call_ended,
+    call_held,
+    call_ringing,
+    call_transferred,
+    call_unheld,
+    request_created,
+    request_routed,
+)
 from journal.phones import normalize_phone
 from journal.routing import route_of_transfer
 from telephony.callevents import (
@@ -40,7 +49,7 @@ class EventRules:
     pbx_id: str
     recordings_pbx_dir: str = "/var/spool/asterisk/monitor"
 
-    def apply(self, st: Batch, event: CallEvent, notes: list[Notification]) -> None:
+    def apply(self, st: Batch, event: CallEvent, notes: list[Note]) -> None:
         kind = type(event)
         if kind is CallStarted:
             self._call_started(st, event, notes)  # type: ignore[arg-type]
@@ -53,7 +62,7 @@ class EventRules:
             handler(self, st, call, event, notes)
 
     # ------------------------------------------------------------------ events
-    def _call_started(self, st: Batch, event: CallStarted, notes: list[Notification]) -> None:
+    def _call_started(self, st: Batch, event: CallStarted, notes: list[Note]) -> None:
         if st.calls.get(event.linkedid) is not None:
             return  # replay, reconnect or restart: the call is already in the journal
         number = st.next_number
@@ -73,9 +82,8 @@ class EventRules:
         st.new_reqs.append(req)
         st.by_caller[caller_normalized].append(req)
         st.new_per_caller[caller_normalized] += 1
-        notes.append(_note("request.created", number, event.at,
-                           caller_number=event.caller_number, line=event.line,
-                           status="new", level="1", smo=None))
+        notes.append(request_created(number, event.at, caller_number=event.caller_number,
+                                     line=event.line))
         self.new_call(st, event, req)
 
     def new_call(self, st: Batch, event: CallStarted, req: BatchRequest) -> None:
@@ -98,14 +106,14 @@ class EventRules:
                source=event.source if event.source != "ami" else None)
 
     def _queue_joined(self, st: Batch, call: BatchCall, event: QueueJoined,
-                      notes: list[Notification]) -> None:
+                      notes: list[Note]) -> None:
         if not call.queued:
             call.queued = True
             st.touch_call(call, queued_at=event.at, queue=event.queue)
         st.log(call, event.at, "queued", queue=event.queue)
 
     def _ringing(self, st: Batch, call: BatchCall, event: LegRinging,
-                 notes: list[Notification]) -> None:
+                 notes: list[Note]) -> None:
         if event.uniqueid in call.legs:
             return  # the same ringing seen again after a reconnect
         st.add_leg(call, event.uniqueid, channel=event.channel,
@@ -113,9 +121,9 @@ class EventRules:
         st.log(call, event.at, "ringing", extension=event.extension, queue=event.queue)
         req = call.request
         if req is not None and req.number is not None:
-            note = _call_note("call.ringing", req, event.at,
-                              caller_number=req.caller_number, extension=event.extension,
-                              queue=event.queue, history=[])
+            note = call_ringing(req.number, event.at, req.scope,
+                                caller_number=req.caller_number, extension=event.extension,
+                                queue=event.queue)
             notes.append(note)
             if req.caller_normalized:
                 # The history is read when this run is written; what it must not show yet
@@ -127,11 +135,11 @@ class EventRules:
                                     if r.number is not None}))
 
     def _ring_no_answer(self, st: Batch, call: BatchCall, event: LegRingNoAnswer,
-                        notes: list[Notification]) -> None:
+                        notes: list[Note]) -> None:
         st.log(call, event.at, "ring_no_answer", extension=event.extension)
 
     def _answered(self, st: Batch, call: BatchCall, event: CallAnswered,
-                  notes: list[Notification]) -> None:
+                  notes: list[Note]) -> None:
         leg = call.legs.get(event.uniqueid)
         if leg is not None:
             st.touch_leg(call, leg, answered_at=event.at)
@@ -153,38 +161,42 @@ class EventRules:
                              updated_at=event.at)
                 req.bump_version()
         st.log(call, event.at, "answered", extension=event.extension, queue=event.queue)
-        if call.request_number is not None:
-            notes.append(_call_note("call.answered", call.request, event.at,
+        req = call.request
+        if req is not None and req.number is not None:
+            notes.append(call_answered(req.number, event.at, req.scope,
                                     extension=event.extension))
 
     def _answered_elsewhere(self, st: Batch, call: BatchCall, event: CallAnsweredElsewhere,
-                            notes: list[Notification]) -> None:
+                            notes: list[Note]) -> None:
         """Answered by an outside number (follow-me, forwarding): no fund operator."""
         if not call.answered:
             call.answered = True
             st.touch_call(call, answered_at=event.at, answered_by_external=event.number,
                           **self._amended_outcome(st, call))
         st.log(call, event.at, "answered_elsewhere", number=event.number)
-        if call.request_number is not None:
-            notes.append(_call_note("call.answered", call.request, event.at,
+        req = call.request
+        if req is not None and req.number is not None:
+            notes.append(call_answered(req.number, event.at, req.scope,
                                     extension=None, answered_by_external=event.number))
 
     def _held(self, st: Batch, call: BatchCall, event: CallHeld,
-              notes: list[Notification]) -> None:
+              notes: list[Note]) -> None:
         st.log(call, event.at, "held", extension=event.extension)
-        if call.request_number is not None:
-            notes.append(_call_note("call.held", call.request, event.at,
+        req = call.request
+        if req is not None and req.number is not None:
+            notes.append(call_held(req.number, event.at, req.scope,
                                     extension=event.extension))
 
     def _unheld(self, st: Batch, call: BatchCall, event: CallUnheld,
-                notes: list[Notification]) -> None:
+                notes: list[Note]) -> None:
         st.log(call, event.at, "unheld", extension=event.extension)
-        if call.request_number is not None:
-            notes.append(_call_note("call.unheld", call.request, event.at,
+        req = call.request
+        if req is not None and req.number is not None:
+            notes.append(call_unheld(req.number, event.at, req.scope,
                                     extension=event.extension))
 
     def _transferred(self, st: Batch, call: BatchCall, event: CallTransferred,
-                     notes: list[Notification]) -> None:
+                     notes: list[Note]) -> None:
         key = (event.kind, event.from_extension, event.to)
         assert call.transfers is not None  # loaded by _load
         if key in call.transfers:
@@ -199,21 +211,21 @@ class EventRules:
         req = call.request
         if req is None or req.number is None:
             return
-        notes.append(_call_note("call.transferred", req, event.at,
+        notes.append(call_transferred(req.number, event.at, req.scope,
                                 kind=event.kind, to=event.to, target=event.target,
                                 smo=event.smo, from_extension=event.from_extension))
         route = route_of_transfer(event.target, event.smo)
         if route is not None:
             if not req.closed:
                 req.status = "transferred"
-                req.scope = Scope(route.level, route.smo, req.scope.corruption)
+                req.scope = RequestScope(route.level, route.smo, req.scope.corruption)
                 st.touch_req(req, **route.columns(), updated_at=event.at)
                 req.bump_version()
-            notes.append(_note("request.routed", req.number, event.at,
-                               level=route.level, smo=route.smo, via="telephone_transfer"))
+            notes.append(request_routed(req.number, event.at, level=route.level, smo=route.smo,
+                                        via="telephone_transfer"))
 
     def _recording(self, st: Batch, call: BatchCall, event: RecordingStarted,
-                   notes: list[Notification]) -> None:
+                   notes: list[Note]) -> None:
         if event.pbx_path in st.known_paths:
             return
         st.known_paths.add(event.pbx_path)
@@ -224,14 +236,14 @@ class EventRules:
         st.log(call, event.at, "recording", path=event.pbx_path)
 
     def _leg_ended(self, st: Batch, call: BatchCall, event: LegEnded,
-                   notes: list[Notification]) -> None:
+                   notes: list[Note]) -> None:
         leg = call.legs.get(event.uniqueid)
         if leg is not None and not leg.ended:
             leg.ended = True
             st.touch_leg(call, leg, ended_at=event.at)
 
     def _ended(self, st: Batch, call: BatchCall, event: CallEnded,
-               notes: list[Notification]) -> None:
+               notes: list[Note]) -> None:
         call.ended = True
         st.touch_call(call, ended_at=event.at, outcome=event.outcome,
                       end_reason=event.reason)
@@ -247,8 +259,9 @@ class EventRules:
             # A call-back on a missed call: its outcome is a call-back attempt.
             st.attempts.append((call, req, result_of_call(event.outcome), event.at))
         st.log(call, event.at, "ended", outcome=event.outcome, reason=event.reason)
-        if call.request_number is not None:
-            notes.append(_call_note("call.ended", call.request, event.at,
+        req = call.request
+        if req is not None and req.number is not None:
+            notes.append(call_ended(req.number, event.at, req.scope,
                                     outcome=event.outcome, reason=event.reason))
 
     def _amended_outcome(self, st: Batch, call: BatchCall) -> dict[str, Any]:
@@ -271,28 +284,6 @@ class EventRules:
             return str(path.relative_to(base))
         except ValueError:
             return path.name
-
-def _iso(value: datetime | None) -> str | None:
-    if value is None:
-        return None
-    if value.tzinfo is None:
-        value = value.replace(tzinfo=UTC)
-    return value.isoformat()
-
-
-def _note(note_type: str, request_number: int | None, at: datetime,
-          **data: Any) -> Notification:
-    return {"type": note_type, "at": _iso(at), "request_number": request_number, **data}
-
-
-def _call_note(note_type: str, req: BatchRequest | None, at: datetime,
-               **data: Any) -> Notification:
-    """A ``call.*`` note, telling the hub who may see it (no database look-up there)."""
-    note = _note(note_type, req.number if req is not None else None, at, **data)
-    if req is not None:
-        note[SCOPE_KEY] = req.scope
-    return note
-
 
 _RULES: dict[type, Callable[..., None]] = {
     QueueJoined: EventRules._queue_joined,

@@ -8,10 +8,8 @@ from dataclasses import dataclass, field
 from datetime import datetime
 from typing import Any
 
-from journal.bus import Notification
-from journal.notify import Scope
+from journal.notes import NEW_REQUEST_SCOPE, Note, RequestScope
 
-NEW_REQUEST_SCOPE = Scope("1", None, False)
 
 def stage(pending: BatchRequest | BatchLeg | BatchCall, values: dict[str, Any]) -> None:
     """Record column values on a batch object: into its pending INSERT row if it is new in
@@ -33,7 +31,7 @@ class BatchRequest:
     closed: bool = False
     outcome: str | None = None
     # Who may see it (level, SMO, corruption flag); told to the websocket hub with each note.
-    scope: Scope = NEW_REQUEST_SCOPE
+    scope: RequestScope = NEW_REQUEST_SCOPE
     row: dict[str, Any] | None = None  # pending INSERT (a request new in this batch)
     changes: dict[str, Any] = field(default_factory=dict)  # pending UPDATE of a stored row
     version_inc: int = 0
@@ -82,7 +80,7 @@ class BatchCall:
 class Pop:
     """A screen pop whose history is filled in when its run of events is written."""
 
-    note: Notification
+    note: Note
     caller: str
     own_number: int | None
     last_new_number: int  # requests new in this batch with a higher number came later
