@@ -23,6 +23,7 @@ from aiohttp.typedefs import Handler
 
 from hotline.web.auth import current_user
 from hotline.web.context import SERVICES
+from journal.card import KINDS, REDIRECT_TARGETS
 
 STATIC_DIR = Path(__file__).parent / "static"
 PAGES = {
@@ -40,9 +41,6 @@ SECURITY_HEADERS = {
     "Referrer-Policy": "no-referrer",
     "X-Frame-Options": "DENY",
 }
-REDIRECT_TARGETS = {"rzn": "Росздравнадзор", "other_tfoms": "ТФОМС другого субъекта РФ",
-                    "other": "Иная организация"}
-KINDS = ("консультация", "жалоба", "заявление", "предложение", "не по ОМС")
 
 
 def _page(file_name: str) -> Handler:
