@@ -6,6 +6,7 @@ from __future__ import annotations
 import dataclasses
 import json
 from datetime import UTC, datetime
+from typing import Any
 
 import pytest
 from sqlalchemy import Boolean, DateTime, String, Text
@@ -20,6 +21,7 @@ from journal.queries import (
     request_summary,
 )
 from journal.validation import PATCHABLE, Invalid, validate_patch
+from tests.helpers import bearer, create_user, login
 
 COLUMNS = Request.__table__.columns
 # Columns the request JSON never carries: the key, and how the PBX names the call.
@@ -139,3 +141,15 @@ def test_the_card_cannot_be_changed_at_run_time() -> None:
         CARD[0].max_length = 1  # type: ignore[misc]
     with pytest.raises(TypeError):
         FIELDS["full_name"] = CARD[1]  # type: ignore[index]
+
+
+async def test_the_pages_get_the_card_when_signed_in(make_settings: Any,
+                                                     start_service: Any) -> None:
+    harness = await start_service(make_settings(), http=True, connect_ami=False)
+    async with harness.http.get(harness.url("/api/v1/card")) as resp:
+        assert resp.status == 401
+    await create_user(harness.services, "auditor1", "auditor")
+    headers = bearer(await login(harness, "auditor1"))
+    async with harness.http.get(harness.url("/api/v1/card"), headers=headers) as resp:
+        assert resp.status == 200
+        assert await resp.json() == card_json()

@@ -18,7 +18,7 @@ from __future__ import annotations
 
 from collections.abc import Iterable
 from functools import cache
-from typing import Any
+from typing import Any, get_args
 
 from aiohttp import web
 from sqlalchemy import Boolean, DateTime, Float, Integer, String, Text
@@ -27,7 +27,7 @@ from sqlalchemy.orm import DeclarativeBase
 from journal.access import ROUTE_TARGETS
 from journal.analytics import REPORTS
 from journal.callback_attempts import RESULTS as CALLBACK_RESULTS
-from journal.card import REDIRECT_TARGETS, CardField, text_limit
+from journal.card import GROUPS, REDIRECT_TARGETS, CardField, FieldType, Input, text_limit
 from journal.missed import FILTERS as MISSED_FILTERS
 from journal.missed import STATES as MISSED_STATES
 from journal.models import (
@@ -182,6 +182,32 @@ def _request_patch() -> Schema:
             "properties": {**properties, "version": _version_field()}}
 
 
+def _card() -> Schema:
+    """``GET /api/v1/card``: journal.card.card_json."""
+    text = {"type": "string"}
+    nullable_text = {"type": ["string", "null"]}
+    choice = {"type": "object", "required": ["value", "label"],
+              "properties": {"value": text, "label": text}}
+    properties: Schema = {
+        "name": text, "label": text,
+        "type": {"type": "string", "enum": list(get_args(FieldType))},
+        "group": {"enum": [*(key for key, _ in GROUPS), None]},
+        "patchable": {"type": "boolean"}, "required": {"type": "boolean"},
+        "max_length": {"type": ["integer", "null"]},
+        "choices": {"type": "array", "items": choice},
+        "input": {"enum": [*get_args(Input), None]}, "hint": text,
+        "inputmode": nullable_text, "counter": {"type": ["integer", "null"]},
+        "empty_label": nullable_text,
+        "column": {**text, "description": "Заголовок столбца в таблицах (реестр)"},
+    }
+    group = {"type": "object", "required": ["key", "title"],
+             "properties": {"key": text, "title": text}}
+    return {"type": "object", "required": ["groups", "fields"], "properties": {
+        "groups": {"type": "array", "items": group},
+        "fields": {"type": "array", "description": "Поля в порядке формы", "items": {
+            "type": "object", "required": list(properties), "properties": properties}}}}
+
+
 def _version_field() -> Schema:
     return {"type": "integer", "description": "Версия, полученная при чтении (необязательно): "
             "при несовпадении — 409 version_conflict"}
@@ -316,7 +342,7 @@ def _schemas() -> dict[str, Schema]:
         "RequestDetail": _request_detail(), "RequestPatch": _request_patch(), "Call": call,
         "Recording": recording, "ActiveCall": active_call, "Callback": callback,
         "AuditEntry": audit_entry, "UserAccount": user, "Topic": topic, "Report": report,
-        "Health": health, "UiConfig": ui_config, "Completeness": completeness,
+        "Health": health, "UiConfig": ui_config, "Card": _card(), "Completeness": completeness,
         "MissedCall": missed_call,
         "MissedCalls": {"type": "object",
                         "required": ["items", "total", "overdue", "deadline_hours",
@@ -671,6 +697,9 @@ def _paths() -> dict[str, Schema]:
         "/api/v1/ui/config": {"get": _op(
             "Что страницам нужно из настроек", _json(_ref("UiConfig")), (), who=signed_in,
             tag="pages")},
+        "/api/v1/card": {"get": _op(
+            "Карточка обращения: поля, подписи, типы, ограничения, группы формы",
+            _json(_ref("Card")), (), who=signed_in, tag="pages")},
         "/api/v1/events": {"get": _op(
             "Поток событий (websocket)", None, {400, 403}, who=signed_in, tag="events",
             parameters=[
