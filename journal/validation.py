@@ -19,7 +19,7 @@ from journal.phones import normalize_phone
 
 # What PATCH may set: the card's patchable fields (the rest comes from the actions).
 PATCHABLE: Mapping[str, CardField] = MappingProxyType(
-    {field.name: field for field in CARD if field.patchable})
+    {f.name: f for f in CARD if f.patchable})
 # A choice's message when the value is not one of them, where "<label>: a, b, c" won't do.
 _NOT_A_CHOICE = {"status": "Статус можно изменить только на «в работе» или «дан ответ»"}
 _DIGITS = re.compile(r"\D")
