@@ -11,20 +11,22 @@ from sqlalchemy.ext.asyncio import AsyncSession
 from sqlalchemy.orm import selectinload
 
 from journal.access import visible_clause
+from journal.card import CARD, FIELDS
 from journal.history import caller_histories
 from journal.models import Call, Recording, Request, RequestAction
 from journal.phones import normalize_phone
 from journal.users import Principal
 
-REQUEST_FIELDS = (
-    "number", "line", "caller_number", "status", "level", "smo", "version",
-    "full_name", "address_as", "contact_phone", "policy_number", "snils", "territory",
-    "medical_org", "kind", "topic", "summary", "result", "typical", "urgent", "urgent_action",
-    "written_appeal_advised", "redirected_to", "redirect_note", "corruption",
-    "recording_missing", "registered_by", "assigned_to", "operator", "outcome",
-    "corrects_number", "closed_by", "deferred_by", "source", "complaint_justified",
-)
-TIME_FIELDS = ("created_at", "updated_at", "closed_at", "deferred_due_at", "deferred_done_at")
+# The columns the request JSON carries besides the card: its identity, routing and who did what.
+RECORD_FIELDS = ("number", "line", "caller_number", "level", "smo", "version",
+                 "recording_missing", "registered_by", "operator", "outcome", "corrects_number",
+                 "closed_by", "deferred_by", "source")
+RECORD_TIMES = ("created_at", "updated_at", "closed_at")
+TIME_FIELDS = (*RECORD_TIMES, *(field.name for field in CARD if field.type == "datetime"))
+_SHOWN = {*RECORD_FIELDS, *FIELDS}
+# In the table's column order, as the JSON has always listed them.
+REQUEST_FIELDS = tuple(column.name for column in Request.__table__.columns
+                       if column.name in _SHOWN and column.name not in TIME_FIELDS)
 
 
 def iso(value: datetime | None) -> str | None:

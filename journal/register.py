@@ -14,25 +14,34 @@ from zoneinfo import ZoneInfo
 from sqlalchemy import func, select
 from sqlalchemy.ext.asyncio import AsyncSession
 
+from journal.card import FIELDS
 from journal.classifier import current_topics
 from journal.models import Request
 from journal.queries import RequestFilter, filter_conditions
 from journal.users import Principal
 
 BATCH = 2000
-# (key, title, kind) — kinds as journal.analytics' columns.
+
+
+def _card(*names: str) -> tuple[tuple[str, str, str], ...]:
+    return tuple((name, FIELDS[name].column_title, "text") for name in names)
+
+
+# (key, title, kind) — kinds as journal.analytics' columns; the card's fields titled as the card
+# titles its columns.
 COLUMNS: tuple[tuple[str, str, str], ...] = (
     ("number", "Номер", "int"), ("created_at", "Дата и время", "text"),
     ("line", "Линия", "text"), ("caller_number", "Телефон", "text"),
-    ("full_name", "Ф. И. О.", "text"), ("kind", "Вид", "text"), ("topic", "Тема", "text"),
-    ("summary", "Содержание", "text"), ("result", "Результат", "text"),
-    ("level", "Уровень", "text"), ("smo", "СМО", "text"), ("status", "Статус", "text"),
+    *_card("full_name", "kind", "topic", "summary", "result"),
+    ("level", "Уровень", "text"), ("smo", "СМО", "text"), *_card("status"),
     ("operator", "Оператор", "text"), ("outcome", "Исход звонка", "text"),
-    ("urgent", "Срочное", "text"), ("complaint_justified", "Жалоба обоснована", "text"),
-    ("deferred_due_at", "Срок отсроченного ответа", "text"),
+    *_card("urgent", "complaint_justified", "deferred_due_at"),
     ("closed_at", "Закрыто", "text"),
 )
 _FIELDS = [getattr(Request, key) for key, _, _ in COLUMNS]
+_CARD_TYPES = {key: FIELDS[key].type for key, _, _ in COLUMNS if key in FIELDS}
+_TIMES = ("created_at", "closed_at",
+          *(key for key, kind in _CARD_TYPES.items() if kind == "datetime"))
 _YES_NO = {True: "да", False: "нет", None: ""}
 
 
@@ -48,10 +57,13 @@ def _row(values: Any, zone: ZoneInfo, topics: dict[str, str]) -> dict[str, Any]:
     row = dict(zip((key for key, _, _ in COLUMNS), values, strict=True))
     if row["topic"]:
         row["topic"] = topics.get(row["topic"], row["topic"])
-    for key in ("created_at", "deferred_due_at", "closed_at"):
+    for key in _TIMES:
         row[key] = _local(row[key], zone)
-    row["urgent"] = _YES_NO[bool(row["urgent"])]
-    row["complaint_justified"] = _YES_NO[row["complaint_justified"]]
+    for key, kind in _CARD_TYPES.items():
+        if kind == "bool":
+            row[key] = _YES_NO[bool(row[key])]
+        elif kind == "optional_bool":
+            row[key] = _YES_NO[row[key]]
     return row
 
 

@@ -9,26 +9,19 @@ mistyped on the citizen's side; the operator decides), returned next to the valu
 from __future__ import annotations
 
 import re
-from collections.abc import Callable, Collection
+from collections.abc import Collection, Mapping
 from dataclasses import dataclass, field
+from types import MappingProxyType
 from typing import Any
 
+from journal.card import CARD, CardField
 from journal.phones import normalize_phone
 
-KINDS = ("консультация", "жалоба", "заявление", "предложение", "не по ОМС")
-# Statuses an editor may set by hand; transferred/deferred/closed come from their actions.
-PATCH_STATUSES = ("in_progress", "answered")
-
-TEXT_LIMITS: dict[str, int] = {
-    "full_name": 300, "address_as": 200, "territory": 200, "medical_org": 300,
-    "summary": 10000, "result": 10000, "urgent_action": 5000, "assigned_to": 80,
-}
-BOOL_FIELDS = ("typical", "urgent", "written_appeal_advised", "corruption")
-# Yes, no, or not assessed yet (null).
-OPTIONAL_BOOL_FIELDS = ("complaint_justified",)
-PATCHABLE = frozenset(TEXT_LIMITS) | frozenset(BOOL_FIELDS) | frozenset(OPTIONAL_BOOL_FIELDS) | {
-    "contact_phone", "policy_number", "snils", "kind", "topic", "status",
-}
+# What PATCH may set: the card's patchable fields (the rest comes from the actions).
+PATCHABLE: Mapping[str, CardField] = MappingProxyType(
+    {f.name: f for f in CARD if f.patchable})
+# A choice's message when the value is not one of them, where "<label>: a, b, c" won't do.
+_NOT_A_CHOICE = {"status": "Статус можно изменить только на «в работе» или «дан ответ»"}
 _DIGITS = re.compile(r"\D")
 
 
@@ -102,19 +95,15 @@ def check_phone(raw: str) -> str:
 
 
 # ------------------------------------------------------------------ the PATCH body
-def _text(name: str) -> Callable[[Any], str | None]:
-    limit = TEXT_LIMITS[name]
-
-    def check(value: Any) -> str | None:
-        if value is None:
-            return None
-        if not isinstance(value, str):
-            raise ValueError("Ожидается строка")
-        value = value.strip()
-        if len(value) > limit:
-            raise ValueError(f"Не длиннее {limit} символов")
-        return value or None
-    return check
+def _text(value: Any, limit: int | None) -> str | None:
+    if value is None:
+        return None
+    if not isinstance(value, str):
+        raise ValueError("Ожидается строка")
+    value = value.strip()
+    if limit is not None and len(value) > limit:
+        raise ValueError(f"Не длиннее {limit} символов")
+    return value or None
 
 
 def _bool(value: Any) -> bool:
@@ -131,7 +120,8 @@ def validate_patch(body: dict[str, Any], topics: Collection[str]) -> Checked:
         try:
             if name not in PATCHABLE:
                 raise ValueError("Это поле нельзя изменить")
-            checked.values[name] = _check_field(name, value, topics, checked.warnings)
+            checked.values[name] = _check_field(PATCHABLE[name], value, topics,
+                                                checked.warnings)
         except ValueError as exc:
             errors[name] = str(exc)
     if errors:
@@ -139,39 +129,38 @@ def validate_patch(body: dict[str, Any], topics: Collection[str]) -> Checked:
     return checked
 
 
-def _check_field(name: str, value: Any, topics: Collection[str],
+def _check_field(card_field: CardField, value: Any, topics: Collection[str],
                  warnings: dict[str, str]) -> Any:
-    if name in TEXT_LIMITS:
-        return _text(name)(value)
-    if name in BOOL_FIELDS:
+    kind = card_field.type
+    if kind == "text":
+        return _text(value, card_field.max_length)
+    if kind == "bool":
         return _bool(value)
-    if name in OPTIONAL_BOOL_FIELDS:
+    if kind == "optional_bool":
         return None if value is None else _bool(value)
     if value is None or value == "":
-        if name == "status":
-            raise ValueError("Укажите статус")
+        if card_field.required:
+            raise ValueError(f"Укажите {card_field.label.lower()}")
         return None
     if not isinstance(value, str):
         raise ValueError("Ожидается строка")
-    if name == "contact_phone":
+    if kind == "phone":
         return check_phone(value)
-    if name == "policy_number":
+    if kind == "enp":
         digits, warning = check_enp(value.strip())
         if warning:
-            warnings[name] = warning
+            warnings[card_field.name] = warning
         return digits
-    if name == "snils":
+    if kind == "snils":
         return check_snils(value)
-    if name == "kind":
-        if value not in KINDS:
-            raise ValueError("Вид обращения: " + ", ".join(KINDS))
-        return value
-    if name == "topic":
+    if kind == "classifier":
         if value not in topics:
             raise ValueError("Тема не найдена в классификаторе")
         return value
-    if name == "status":
-        if value not in PATCH_STATUSES:
-            raise ValueError("Статус можно изменить только на «в работе» или «дан ответ»")
+    if kind == "choice":
+        choices = card_field.values()
+        if value not in choices:
+            raise ValueError(_NOT_A_CHOICE.get(
+                card_field.name, f"{card_field.label}: " + ", ".join(choices)))
         return value
     raise ValueError("Это поле нельзя изменить")

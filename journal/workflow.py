@@ -21,6 +21,7 @@ from sqlalchemy.ext.asyncio import AsyncSession
 from config import Settings
 from journal.access import ROUTE_TARGETS, Action, can_edit, may_route, require, visible_clause
 from journal.audit import audit
+from journal.card import CARD, REDIRECT_TARGETS, text_limit
 from journal.models import Request, RequestAction, UrgentContact
 from journal.notes import Note, request_changed, request_routed
 from journal.numbering import next_request_number
@@ -29,17 +30,14 @@ from journal.refusal import Refusal
 from journal.routing import LEVEL_2, to_smo
 from journal.users import Principal
 from journal.validation import (
-    TEXT_LIMITS,
     Checked,
     Invalid,
     check_phone,
     validate_patch,
 )
 
-REDIRECT_TARGETS = {"rzn": "Росздравнадзор", "other_tfoms": "ТФОМС другого субъекта РФ",
-                    "other": "Иная организация"}
-CITIZEN_FIELDS = ("full_name", "address_as", "contact_phone", "policy_number", "snils",
-                  "territory", "medical_org", "kind", "topic", "summary")
+# Who called and about what: a correction of a closed request starts from these.
+CORRECTION_COPIES = tuple(f.name for f in CARD if f.copied_to_correction)
 
 
 class WorkflowError(Refusal):
@@ -205,7 +203,7 @@ async def correct_request(session: AsyncSession, user: Principal, original: Requ
     checked = validate_patch({k: v for k, v in body.items() if k != "version"}, topics)
     at = now_utc()
     number = await next_request_number(session)
-    copy = {name: getattr(original, name) for name in CITIZEN_FIELDS}
+    copy = {name: getattr(original, name) for name in CORRECTION_COPIES}
     copy.update({k: v for k, v in checked.values.items() if k != "status"})
     request = Request(number=number, created_at=at, line=original.line,
                       caller_number=original.caller_number,
@@ -278,8 +276,9 @@ def _route_changes(target: str, body: dict[str, Any],
         errors: dict[str, str] = {}
         if where not in REDIRECT_TARGETS:
             errors["redirected_to"] = "Куда переадресован: rzn, other_tfoms или other"
-        if note_text is not None and (not isinstance(note_text, str) or len(note_text) > 2000):
-            errors["note"] = "Пояснение — строка не длиннее 2000 символов"
+        limit = text_limit("redirect_note")
+        if note_text is not None and (not isinstance(note_text, str) or len(note_text) > limit):
+            errors["note"] = f"Пояснение — строка не длиннее {limit} символов"
         elif where == "other" and not (note_text or "").strip():
             errors["note"] = "Укажите, куда и в каком порядке обратиться гражданину"
         if errors:
@@ -384,9 +383,9 @@ async def callback_done(session: AsyncSession, user: Principal, request: Request
     if request.deferred_due_at is None:
         raise WorkflowError(409, "not_deferred", "Отсроченный ответ по заявке не оформлялся")
     result = body.get("result")
-    if result is not None and (not isinstance(result, str)
-                               or len(result) > TEXT_LIMITS["summary"]):
-        raise Invalid({"result": "Результат — строка не длиннее 10000 символов"})
+    limit = text_limit("result")
+    if result is not None and (not isinstance(result, str) or len(result) > limit):
+        raise Invalid({"result": f"Результат — строка не длиннее {limit} символов"})
     at = now_utc()
     await bump_version(session, request, parse_version(body), at)
     request.deferred_done_at = at
@@ -467,8 +466,10 @@ async def urgent_contact(session: AsyncSession, user: Principal, request: Reques
     ensure_open(request)
     errors: dict[str, str] = {}
     values: dict[str, Any] = {}
-    for name, limit, required in (("medical_org", 300, True), ("contact_person", 300, True),
-                                  ("action", 5000, False), ("feedback", 5000, False)):
+    for name, limit, required in (("medical_org", text_limit("medical_org"), True),
+                                  ("contact_person", 300, True),
+                                  ("action", text_limit("urgent_action"), False),
+                                  ("feedback", 5000, False)):
         value = body.get(name)
         if value is None or (isinstance(value, str) and not value.strip()):
             if required:

@@ -3,9 +3,10 @@ sign-in at ``GET /api/v1/openapi.json``.
 
 Kept as code next to the handlers so that it follows them: the request, call, recording, audit
 and user shapes are built from the ORM columns and the field lists the JSON is made from
-(``journal.queries.REQUEST_FIELDS`` …), the PATCH body from ``journal.validation``'s field
-lists and limits, enums from the model's constants. ``tests/test_openapi.py`` checks that
-every route of the application is described and that the document is valid OpenAPI 3.1;
+(``journal.queries.REQUEST_FIELDS`` …), the PATCH body from the request card
+(``journal.card``: which fields, their types and limits), enums from the model's constants.
+``tests/test_openapi.py`` checks that every route of the application is described and that
+the document is valid OpenAPI 3.1;
 ``tests/test_api_schemathesis.py`` fuzzes a running service against it.
 
 Not described: the HTML pages (``/``, ``/login``, ``/operator``, ``/admin``, ``/requests``) and
@@ -17,7 +18,7 @@ from __future__ import annotations
 
 from collections.abc import Iterable
 from functools import cache
-from typing import Any
+from typing import Any, get_args
 
 from aiohttp import web
 from sqlalchemy import Boolean, DateTime, Float, Integer, String, Text
@@ -26,6 +27,7 @@ from sqlalchemy.orm import DeclarativeBase
 from journal.access import ROUTE_TARGETS
 from journal.analytics import REPORTS
 from journal.callback_attempts import RESULTS as CALLBACK_RESULTS
+from journal.card import GROUPS, REDIRECT_TARGETS, CardField, FieldType, Input, text_limit
 from journal.missed import FILTERS as MISSED_FILTERS
 from journal.missed import STATES as MISSED_STATES
 from journal.models import (
@@ -41,15 +43,7 @@ from journal.models import (
     User,
 )
 from journal.queries import REQUEST_FIELDS, TIME_FIELDS
-from journal.validation import (
-    BOOL_FIELDS,
-    KINDS,
-    OPTIONAL_BOOL_FIELDS,
-    PATCH_STATUSES,
-    PATCHABLE,
-    TEXT_LIMITS,
-)
-from journal.workflow import REDIRECT_TARGETS
+from journal.validation import PATCHABLE
 
 PATH = "/api/v1/openapi.json"
 Schema = dict[str, Any]
@@ -150,29 +144,68 @@ def _request_detail() -> Schema:
     }
 
 
+# What the PATCH body's description adds to a string field's type, by the card's type.
+_FORMAT_NOTES = {
+    "phone": "Российский номер: +7…, 8…; хранится как +7XXXXXXXXXX",
+    "enp": "ЕНП, 16 цифр",
+    "snils": "СНИЛС, 11 цифр (XXX-XXX-XXX YY)",
+    "classifier": "Код темы из классификатора (GET /api/v1/classifier/topics)",
+}
+
+
+def _patch_property(field: CardField) -> Schema:
+    if field.type == "text":
+        schema: Schema = {"type": ["string", "null"]}
+        if field.max_length is not None:
+            schema["maxLength"] = field.max_length
+        return schema
+    if field.type == "bool":
+        return {"type": "boolean"}
+    if field.type == "optional_bool":
+        return {"type": ["boolean", "null"],
+                "description": f"{field.label}: да, нет, null — не оценена"}
+    if field.type == "choice":
+        if field.required:
+            return {"type": "string", "enum": list(field.values())}
+        return {"enum": [*field.values(), None]}
+    schema = {"type": ["string", "null"]}
+    if field.type in _FORMAT_NOTES:
+        schema["description"] = _FORMAT_NOTES[field.type]
+    return schema
+
+
 def _request_patch() -> Schema:
-    """The PATCH body: what journal.validation accepts (it checks more: phone, ЕНП, СНИЛС,
-    the classifier's topics)."""
-    properties: Schema = {}
-    for name in sorted(PATCHABLE):
-        if name in TEXT_LIMITS:
-            properties[name] = {"type": ["string", "null"], "maxLength": TEXT_LIMITS[name]}
-        elif name in BOOL_FIELDS:
-            properties[name] = {"type": "boolean"}
-        elif name in OPTIONAL_BOOL_FIELDS:
-            properties[name] = {"type": ["boolean", "null"],
-                                "description": "Жалоба обоснована: да, нет, null — не оценена"}
-        else:
-            properties[name] = {"type": ["string", "null"]}
-    properties["kind"] = {"enum": [*KINDS, None]}
-    properties["status"] = {"type": "string", "enum": list(PATCH_STATUSES)}
-    for name, text in (("contact_phone", "Российский номер: +7…, 8…; хранится как +7XXXXXXXXXX"),
-                       ("policy_number", "ЕНП, 16 цифр"),
-                       ("snils", "СНИЛС, 11 цифр (XXX-XXX-XXX YY)"),
-                       ("topic", "Код темы из классификатора (GET /api/v1/classifier/topics)")):
-        properties[name]["description"] = text
+    """The PATCH body: the card's patchable fields, as journal.validation accepts them (it
+    checks more: phone, ЕНП, СНИЛС, the classifier's topics)."""
+    properties = {name: _patch_property(PATCHABLE[name]) for name in sorted(PATCHABLE)}
     return {"type": "object", "additionalProperties": False,
             "properties": {**properties, "version": _version_field()}}
+
+
+def _card() -> Schema:
+    """``GET /api/v1/card``: journal.card.card_json."""
+    text = {"type": "string"}
+    nullable_text = {"type": ["string", "null"]}
+    choice = {"type": "object", "required": ["value", "label"],
+              "properties": {"value": text, "label": text}}
+    properties: Schema = {
+        "name": text, "label": text,
+        "type": {"type": "string", "enum": list(get_args(FieldType))},
+        "group": {"enum": [*(key for key, _ in GROUPS), None]},
+        "patchable": {"type": "boolean"}, "required": {"type": "boolean"},
+        "max_length": {"type": ["integer", "null"]},
+        "choices": {"type": "array", "items": choice},
+        "input": {"enum": [*get_args(Input), None]}, "hint": text,
+        "inputmode": nullable_text, "counter": {"type": ["integer", "null"]},
+        "empty_label": nullable_text,
+        "column": {**text, "description": "Заголовок столбца в таблицах (реестр)"},
+    }
+    group = {"type": "object", "required": ["key", "title"],
+             "properties": {"key": text, "title": text}}
+    return {"type": "object", "required": ["groups", "fields"], "properties": {
+        "groups": {"type": "array", "items": group},
+        "fields": {"type": "array", "description": "Поля в порядке формы", "items": {
+            "type": "object", "required": list(properties), "properties": properties}}}}
 
 
 def _version_field() -> Schema:
@@ -309,7 +342,7 @@ def _schemas() -> dict[str, Schema]:
         "RequestDetail": _request_detail(), "RequestPatch": _request_patch(), "Call": call,
         "Recording": recording, "ActiveCall": active_call, "Callback": callback,
         "AuditEntry": audit_entry, "UserAccount": user, "Topic": topic, "Report": report,
-        "Health": health, "UiConfig": ui_config, "Completeness": completeness,
+        "Health": health, "UiConfig": ui_config, "Card": _card(), "Completeness": completeness,
         "MissedCall": missed_call,
         "MissedCalls": {"type": "object",
                         "required": ["items", "total", "overdue", "deadline_hours",
@@ -561,7 +594,8 @@ def _paths() -> dict[str, Schema]:
                 "to": {"type": "string", "enum": route_targets},
                 "smo": {"type": "string", "description": "Код СМО (to=smo)"},
                 "redirected_to": {"type": "string", "enum": sorted(REDIRECT_TARGETS)},
-                "note": _text(2000), "version": _version_field()}, ["to"]))},
+                "note": _text(text_limit("redirect_note")), "version": _version_field()},
+                ["to"]))},
         "/api/v1/requests/{number}/defer": {"post": _write(
             "Отсроченный ответ: телефон и срок перезвона", "operator, smo, admin", _body({
                 "contact_phone": {"type": ["string", "null"]}, "due_at": TIME_INPUT,
@@ -572,7 +606,7 @@ def _paths() -> dict[str, Schema]:
             _body({"number": {"type": ["string", "null"]}}), errors={502, 503})},
         "/api/v1/requests/{number}/callback/done": {"post": _write(
             "Отсроченный ответ дан", "operator, smo, admin", _body({
-                "result": _text(TEXT_LIMITS["summary"]), "version": _version_field()}))},
+                "result": _text(text_limit("result")), "version": _version_field()}))},
         "/api/v1/requests/{number}/callback/attempt": {"post": _write(
             "Попытка перезвонить по пропущенному вызову (набрано вручную)",
             "operator, admin", _body({
@@ -590,8 +624,9 @@ def _paths() -> dict[str, Schema]:
                                  "default": 100})])},
         "/api/v1/requests/{number}/urgent": {"post": _write(
             "Неотложное вмешательство: связь с ответственным лицом МО", "operator, smo, admin",
-            _body({"medical_org": _text(300, nullable=False),
-                   "contact_person": _text(300, nullable=False), "action": _text(5000),
+            _body({"medical_org": _text(text_limit("medical_org"), nullable=False),
+                   "contact_person": _text(300, nullable=False),
+                   "action": _text(text_limit("urgent_action")),
                    "feedback": _text(5000), "contacted_at": TIME_INPUT,
                    "version": _version_field()}, ["medical_org", "contact_person"]))},
         "/api/v1/requests/{number}/recordings": {"get": _op(
@@ -662,6 +697,9 @@ def _paths() -> dict[str, Schema]:
         "/api/v1/ui/config": {"get": _op(
             "Что страницам нужно из настроек", _json(_ref("UiConfig")), (), who=signed_in,
             tag="pages")},
+        "/api/v1/card": {"get": _op(
+            "Карточка обращения: поля, подписи, типы, ограничения, группы формы",
+            _json(_ref("Card")), (), who=signed_in, tag="pages")},
         "/api/v1/events": {"get": _op(
             "Поток событий (websocket)", None, {400, 403}, who=signed_in, tag="events",
             parameters=[

@@ -9,7 +9,8 @@ Routes:
   they see, reports are their SMO's slice);
 - ``/static/…`` the assets;
 - ``GET /api/v1/ui/config`` (signed in) what the pages need from the configuration: SMO codes
-  and names, redirect targets, kinds of appeal.
+  and names, redirect targets, kinds of appeal;
+- ``GET /api/v1/card`` (signed in) the request card (journal.card): the form is built from it.
 
 Pages are public files; every piece of data comes from the authenticated JSON API and websocket.
 """
@@ -23,6 +24,7 @@ from aiohttp.typedefs import Handler
 
 from hotline.web.auth import current_user
 from hotline.web.context import SERVICES
+from journal.card import KINDS, REDIRECT_TARGETS, card_json
 
 STATIC_DIR = Path(__file__).parent / "static"
 PAGES = {
@@ -40,9 +42,6 @@ SECURITY_HEADERS = {
     "Referrer-Policy": "no-referrer",
     "X-Frame-Options": "DENY",
 }
-REDIRECT_TARGETS = {"rzn": "Росздравнадзор", "other_tfoms": "ТФОМС другого субъекта РФ",
-                    "other": "Иная организация"}
-KINDS = ("консультация", "жалоба", "заявление", "предложение", "не по ОМС")
 
 
 def _page(file_name: str) -> Handler:
@@ -72,6 +71,15 @@ async def ui_config(request: web.Request) -> web.Response:
     })
 
 
+# The card is code, not settings: the same for every user and every request.
+_CARD_JSON = card_json()
+
+
+async def card(request: web.Request) -> web.Response:
+    current_user(request)
+    return web.json_response(_CARD_JSON)
+
+
 @web.middleware
 async def _static_headers(request: web.Request, handler: Handler) -> web.StreamResponse:
     response = await handler(request)
@@ -86,5 +94,6 @@ def attach(app: web.Application) -> None:
     for path, file_name in PAGES.items():
         app.router.add_get(path, _page(file_name))
     app.router.add_get("/api/v1/ui/config", ui_config)
+    app.router.add_get("/api/v1/card", card)
     app.router.add_static("/static/", STATIC_DIR, name="static", append_version=False)
     app.middlewares.append(_static_headers)

@@ -6,7 +6,9 @@ import {
   statusBadge, TARGET_LABELS, TIMELINE_LABELS, toast,
 } from "/static/common.js";
 import { EventStream, showConnection } from "/static/events.js";
-import { actionDialog, loadConfig, loadTopics, RequestForm } from "/static/form.js";
+import {
+  actionDialog, loadCard, loadConfig, loadTopics, RequestForm,
+} from "/static/form.js";
 import { MissedPanel } from "/static/missed.js";
 import { REPORT_ROLES, ReportsView } from "/static/reports.js";
 
@@ -50,7 +52,8 @@ if (user.role === "anticorruption") {
 }
 document.getElementById("tab-audit").hidden = !canAudit;
 document.getElementById("tab-reports").hidden = !canReport;
-const [topics, config] = await Promise.all([loadTopics(), loadConfig()]);
+const [topics, config, requestCard] = await Promise.all([loadTopics(), loadConfig(),
+  loadCard()]);
 const smoNames = Object.fromEntries((config.smo || []).filter((s) => s.name)
   .map((s) => [s.code, s.name]));
 const topicNames = Object.fromEntries(topics.map((t) => [t.code, t.label]));
@@ -150,7 +153,7 @@ document.getElementById("next").addEventListener("click", () => { offset += PAGE
 
 // ---------------------------------------------------------------- detail
 const formRoot = document.getElementById("detail-form");
-const form = new RequestForm(formRoot, { user, topics, config,
+const form = new RequestForm(formRoot, { user, card: requestCard, topics, config,
   actions: !["auditor", "anticorruption"].includes(user.role),
   onLoaded: renderExtras });
 const closeButton = document.getElementById("close-request");
@@ -288,7 +291,7 @@ closeButton.addEventListener("click", async () => {
   const closed = await actionDialog({
     title: `Закрыть заявку № ${request.number}?`,
     text: "После закрытия редактирование заявки станет недоступно (пункт 24 Регламента).",
-    submit: "Закрыть заявку", danger: true,
+    submit: "Закрыть заявку", danger: true, labels: form.labels,
     run: () => api(`/api/v1/requests/${request.number}/close`, { method: "POST",
       body: { version: request.version } }),
   });

@@ -1,14 +1,14 @@
 // The request form (regulation §20 fields): client-side hints, server-side errors next to each
 // field, save with PATCH + version (409 version_conflict shows both versions, never overwrites
 // silently), read-only when closed, and the workflow actions (routing, deferred answer,
-// call-back, urgent contact).
+// call-back, urgent contact). The fields, their labels, groups, limits and hints are the
+// request card the server serves (GET /api/v1/card, journal/card.py); this file only lays
+// them out.
 
 import {
   api, callerText, DATETIME_PLACEHOLDER, fmtDateTime, h, isoFromRuDate, levelText, ruDateInput,
   smoLabel, statusBadge, STATUS_LABELS, toast,
 } from "/static/common.js";
-
-const KINDS = ["консультация", "жалоба", "заявление", "предложение", "не по ОМС"];
 
 // ---------------------------------------------------------------- client-side checks
 export function digitsOf(value) {
@@ -58,68 +58,48 @@ export function checkPhone(value) {
 }
 
 // ---------------------------------------------------------------- the fields
-const FIELDS = [
-  { name: "full_name", label: "ФИО гражданина", max: 300, group: "citizen",
-    hint: "Фамилия, имя, отчество полностью" },
-  { name: "address_as", label: "Как обращаться", max: 200, group: "citizen",
-    hint: "Уточните в начале разговора" },
-  { name: "contact_phone", label: "Контактный телефон", type: "tel", group: "citizen",
-    hint: "Например +7 916 123-45-67", check: checkPhone, autocomplete: "off" },
-  { name: "policy_number", label: "Номер полиса (ЕНП)", group: "citizen", inputmode: "numeric",
-    hint: "16 цифр", check: checkEnp, counter: 16 },
-  { name: "snils", label: "СНИЛС", group: "citizen", inputmode: "numeric",
-    hint: "XXX-XXX-XXX YY", check: checkSnils },
-  { name: "territory", label: "Территория проживания", max: 200, group: "citizen" },
-  { name: "medical_org", label: "Медицинская организация", max: 300, group: "citizen",
-    hint: "Где оказывалась (или должна была оказываться) помощь" },
-  { name: "kind", label: "Вид обращения", type: "select", group: "appeal" },
-  { name: "topic", label: "Тема по классификатору", type: "select", group: "appeal" },
-  { name: "complaint_justified", label: "Жалоба обоснована", type: "select", group: "appeal",
-    hint: "Для жалоб: итог рассмотрения (в аналитических отчётах)" },
-  { name: "summary", label: "Краткое содержание обращения", type: "textarea", max: 10000,
-    group: "appeal", wide: true,
-    hint: "Лаконично и точно: суть вопроса, позволяющая сделать однозначный вывод" },
-  { name: "result", label: "Результат рассмотрения (данный ответ)", type: "textarea",
-    max: 10000, group: "appeal", wide: true },
-  { name: "status", label: "Статус", type: "select", group: "appeal" },
-  { name: "typical", label: "Типовой вопрос (ответ по сценарию)", type: "checkbox", group: "flags" },
-  { name: "written_appeal_advised", label: "Рекомендовано письменное обращение",
-    type: "checkbox", group: "flags" },
-  { name: "urgent", label: "Требует немедленного вмешательства", type: "checkbox",
-    group: "flags" },
-  { name: "corruption", label: "Сведения о коррупционных проявлениях", type: "checkbox",
-    group: "flags", hint: "Информация будет незамедлительно передана ответственному сотруднику" },
-  { name: "urgent_action", label: "Принятые меры по срочному обращению", type: "textarea",
-    max: 5000, group: "flags", wide: true },
-];
-const FIELD_LABELS = Object.fromEntries(FIELDS.map((f) => [f.name, f.label]));
-FIELD_LABELS.version = "Версия";
-FIELD_LABELS.smo = "СМО";
-FIELD_LABELS.redirected_to = "Куда переадресован";
-FIELD_LABELS.note = "Пояснение";
-FIELD_LABELS.due_at = "Срок ответа";
-FIELD_LABELS.number = "Номер";
-FIELD_LABELS.to = "Направление";
-
-const GROUPS = {
-  citizen: "Сведения о гражданине",
-  appeal: "Суть обращения",
-  flags: "Отметки",
+// What the page adds to the served card: the format checks by the field's type (a hint while
+// typing; the server checks again) and the layout.
+const CHECKS = { phone: checkPhone, enp: checkEnp, snils: checkSnils };
+// Labels of the workflow actions' own parameters, for their errors; card fields are labelled
+// by the card.
+const ACTION_LABELS = {
+  version: "Версия",
+  smo: "СМО",
+  note: "Пояснение",
+  due_at: "Срок ответа",
+  number: "Номер",
+  to: "Направление",
 };
+// Values a field may hold beyond the choices an editor has (set by the workflow actions).
+const OTHER_VALUES = { status: STATUS_LABELS };
+
+/** The form's fields (those of the card with a fieldset) and the labels of all of them. */
+function formOf(card) {
+  const fields = card.fields.filter((f) => f.group).map((f) => ({
+    ...f, check: CHECKS[f.type], wide: f.input === "textarea",
+  }));
+  const labels = { ...ACTION_LABELS,
+    ...Object.fromEntries(card.fields.map((f) => [f.name, f.label])) };
+  return { groups: card.groups, fields, labels };
+}
 
 function normalize(field, value) {
-  if (field.type === "checkbox") return Boolean(value);
+  if (field.type === "bool") return Boolean(value);
   if (value === undefined || value === null) return null;
   const text = String(value).trim();
   if (!text) return null;
-  if (field.name === "policy_number") return digitsOf(text);
-  if (field.name === "complaint_justified") return text === "true" ? true : text === "false" ? false : null;
+  if (field.type === "enp") return digitsOf(text);
+  if (field.type === "optional_bool") {
+    return text === "true" ? true : text === "false" ? false : null;
+  }
   return text;
 }
 
 // ---------------------------------------------------------------- dialogs
 /** A modal with fields; ``run(values)`` may throw ApiError with ``fields`` shown inline. */
-export function actionDialog({ title, text, fields = [], submit = "Подтвердить", run, danger }) {
+export function actionDialog({ title, text, fields = [], submit = "Подтвердить", run, danger,
+  labels = ACTION_LABELS }) {
   return new Promise((resolve) => {
     const errors = {};
     const inputs = {};
@@ -183,7 +163,7 @@ export function actionDialog({ title, text, fields = [], submit = "Подтве�
           if (errors[name]) { errors[name].textContent = message; shown = true; }
         }
         const other = Object.entries(exc.fields || {}).filter(([n]) => !errors[n])
-          .map(([n, m]) => `${FIELD_LABELS[n] || n}: ${m}`);
+          .map(([n, m]) => `${labels[n] || n}: ${m}`);
         if (!shown || other.length) {
           general.textContent = [exc.message, ...other].join(". ");
           general.hidden = false;
@@ -200,11 +180,12 @@ export function actionDialog({ title, text, fields = [], submit = "Подтве�
 export class RequestForm {
   /**
    * @param {HTMLElement} root where the form is rendered
-   * @param {object} opts user, topics [{code,label}], config (/api/v1/ui/config),
-   *   onLoaded(request), actions (bool: show workflow buttons)
+   * @param {object} opts user, card (/api/v1/card), topics [{code,label}], config
+   *   (/api/v1/ui/config), onLoaded(request), actions (bool: show workflow buttons)
    */
-  constructor(root, { user, topics = [], config = {}, onLoaded, actions = false } = {}) {
+  constructor(root, { user, card, topics = [], config = {}, onLoaded, actions = false } = {}) {
     this.root = root;
+    ({ groups: this.groups, fields: this.fields, labels: this.labels } = formOf(card));
     this.user = user;
     this.topics = topics;
     this.config = config;
@@ -242,10 +223,12 @@ export class RequestForm {
       "aria-label": `Заявка № ${request.number}`, dataset: { number: request.number } });
     form.addEventListener("submit", (e) => { e.preventDefault(); this.save(); });
     form.append(this._summary(request), this.closedBanner, this.conflictBox, this.banner);
-    for (const [group, title] of Object.entries(GROUPS)) {
+    for (const { key: group, title } of this.groups) {
       const fieldset = h("fieldset", { class: `group group-${group}` }, h("legend", {}, title));
       const grid = h("div", { class: "grid" });
-      for (const field of FIELDS.filter((f) => f.group === group)) grid.append(this._field(field));
+      for (const field of this.fields.filter((f) => f.group === group)) {
+        grid.append(this._field(field));
+      }
       fieldset.append(grid);
       form.append(fieldset);
     }
@@ -295,17 +278,17 @@ export class RequestForm {
     const id = `f-${field.name}`;
     const value = this.request[field.name];
     let input;
-    if (field.type === "checkbox") {
+    if (field.input === "checkbox") {
       input = h("input", { id, name: field.name, type: "checkbox", checked: Boolean(value) });
-    } else if (field.type === "textarea") {
+    } else if (field.input === "textarea") {
       input = h("textarea", { id, name: field.name, rows: field.name === "summary" ? 4 : 3,
-        maxlength: field.max });
+        maxlength: field.max_length });
       input.value = value || "";
-    } else if (field.type === "select") {
-      input = h("select", { id, name: field.name }, this._options(field.name, value));
+    } else if (field.input === "select") {
+      input = h("select", { id, name: field.name }, this._options(field, value));
     } else {
-      input = h("input", { id, name: field.name, type: field.type || "text",
-        maxlength: field.max, inputmode: field.inputmode, autocomplete: field.autocomplete || "off" });
+      input = h("input", { id, name: field.name, type: field.input,
+        maxlength: field.max_length, inputmode: field.inputmode, autocomplete: "off" });
       input.value = value || "";
     }
     const error = h("div", { class: "field-error", id: `${id}-error`, role: "alert",
@@ -320,40 +303,35 @@ export class RequestForm {
     input.addEventListener("blur", () => this._check(field));
     const label = h("label", { for: id }, field.label);
     const cls = `field field-${field.name}` + (field.wide ? " wide" : "") +
-      (field.type === "checkbox" ? " field-check" : "");
-    if (field.type === "checkbox") {
+      (field.input === "checkbox" ? " field-check" : "");
+    if (field.input === "checkbox") {
       return h("div", { class: cls, id: `wrap-${field.name}` }, h("div", { class: "check" },
         input, label), field.hint ? hint : null, error);
     }
     return h("div", { class: cls, id: `wrap-${field.name}` }, label, input, hint, error);
   }
 
-  _options(name, value) {
-    if (name === "kind") {
-      const kinds = this.config.kinds || KINDS;
-      return [h("option", { value: "" }, "— не выбран —"),
-        ...kinds.map((k) => h("option", { value: k, selected: k === value }, k))];
-    }
-    if (name === "topic") {
+  _options(field, value) {
+    const empty = field.empty_label === null ? [] : [h("option", { value: "" }, field.empty_label)];
+    if (field.type === "classifier") {
       const list = [...this.topics];
       if (value && !list.some((t) => t.code === value)) list.push({ code: value, label: value });
-      return [h("option", { value: "" }, "— не выбрана —"),
+      return [...empty,
         ...list.map((t) => h("option", { value: t.code, selected: t.code === value }, t.label))];
     }
-    if (name === "complaint_justified") {
+    if (field.type === "optional_bool") {
       const current = value === true || value === "true" ? "true"
         : value === false || value === "false" ? "false" : "";
-      return [["", "— не оценена —"], ["true", "да"], ["false", "нет"]].map(([v, label]) =>
+      return [["", field.empty_label], ["true", "да"], ["false", "нет"]].map(([v, label]) =>
         h("option", { value: v, selected: v === current }, label));
     }
-    if (name === "status") {
-      const choices = ["in_progress", "answered"];
-      if (value && !choices.includes(value)) choices.unshift(value);
-      return choices.map((s) => h("option", { value: s, selected: s === value,
-        disabled: !["in_progress", "answered"].includes(s) && s !== value },
-      STATUS_LABELS[s] || s));
+    const choices = [...field.choices];
+    // A value the editor may not pick (a status an action set) stays on display.
+    if (value && !choices.some((c) => c.value === value)) {
+      choices.unshift({ value, label: (OTHER_VALUES[field.name] || {})[value] || value });
     }
-    return [];
+    return [...empty, ...choices.map((c) => h("option", { value: c.value,
+      selected: c.value === value }, c.label))];
   }
 
   _onInput(field) {
@@ -401,10 +379,10 @@ export class RequestForm {
 
   values() {
     const out = {};
-    for (const field of FIELDS) {
+    for (const field of this.fields) {
       const input = this.inputs[field.name];
       if (!input) continue;
-      out[field.name] = normalize(field, field.type === "checkbox" ? input.checked : input.value);
+      out[field.name] = normalize(field, field.input === "checkbox" ? input.checked : input.value);
     }
     return out;
   }
@@ -413,7 +391,7 @@ export class RequestForm {
   changes(base = this.request) {
     const diff = {};
     const values = this.values();
-    for (const field of FIELDS) {
+    for (const field of this.fields) {
       const before = normalize(field, base[field.name]);
       if (values[field.name] !== before) diff[field.name] = values[field.name];
     }
@@ -506,7 +484,7 @@ export class RequestForm {
     for (const name of Object.keys(this.errors)) this._setError(name, "");
     this.showBanner("");
     let firstBad = null;
-    for (const field of FIELDS) {
+    for (const field of this.fields) {
       if (!this._check(field) && !firstBad) firstBad = this.inputs[field.name];
     }
     if (firstBad) {
@@ -541,7 +519,7 @@ export class RequestForm {
       const other = [];
       for (const [name, message] of Object.entries(exc.fields || {})) {
         if (this.errors[name]) this._setError(name, message);
-        else other.push(`${FIELD_LABELS[name] || name}: ${message}`);
+        else other.push(`${this.labels[name] || name}: ${message}`);
       }
       this.showBanner([exc.message || "Проверьте заполнение полей", ...other].join(". ") +
         " — заявка не сохранена.", "error");
@@ -566,11 +544,10 @@ export class RequestForm {
     if (current) {
       const rows = [];
       const names = new Set([...Object.keys(mine),
-        ...FIELDS.map((f) => f.name).filter((n) =>
-          normalize(FIELDS.find((f) => f.name === n), current[n]) !==
-          normalize(FIELDS.find((f) => f.name === n), this.request[n]))]);
+        ...this.fields.filter((f) => normalize(f, current[f.name]) !==
+          normalize(f, this.request[f.name])).map((f) => f.name)]);
       for (const name of names) {
-        const field = FIELDS.find((f) => f.name === name);
+        const field = this.fields.find((f) => f.name === name);
         if (!field) continue;
         const show = (v) => (v === true ? "да" : v === false ? "нет" : v ?? "—");
         rows.push(h("tr", { dataset: { field: name } }, h("th", { scope: "row" }, field.label),
@@ -645,6 +622,11 @@ export class RequestForm {
     }
   }
 
+  /** An action's dialog: its errors name card fields as the card labels them. */
+  _dialog(options) {
+    return actionDialog({ labels: this.labels, ...options });
+  }
+
   _post(path, body) {
     return api(`/api/v1/requests/${this.request.number}/${path}`, {
       method: "POST", body: { ...body, version: this.request.version },
@@ -657,14 +639,14 @@ export class RequestForm {
         "пожалуйста, на линии. Ваш звонок переводится.»",
       written_appeal: "Отметить, что гражданину рекомендовано оформить письменное обращение?",
     };
-    return actionDialog({ title: to === "l2" ? "Передача на 2 уровень" : "Письменное обращение",
+    return this._dialog({ title: to === "l2" ? "Передача на 2 уровень" : "Письменное обращение",
       text: texts[to], run: () => this._post("route", { to }) });
   }
 
   _routeSmo() {
     const options = (this.config.smo || []).map((s) => ({ value: s.code,
       label: smoLabel(s.code, this.smoNames) }));
-    return actionDialog({ title: "Передача в СМО",
+    return this._dialog({ title: "Передача в СМО",
       text: "Обращение будет передано страховому представителю 2 уровня выбранной СМО.",
       fields: [{ name: "smo", label: "Страховая медицинская организация", type: "select",
         options, value: this.request.smo || options[0]?.value }],
@@ -674,7 +656,7 @@ export class RequestForm {
   _redirect() {
     const options = (this.config.redirect_targets || []).map((t) => ({ value: t.code,
       label: t.name }));
-    return actionDialog({ title: "Переадресация",
+    return this._dialog({ title: "Переадресация",
       text: "Вопрос вне компетенции фонда и СМО: разъясните, куда и в каком порядке обратиться.",
       fields: [
         { name: "redirected_to", label: "Куда", type: "select", options, value: "rzn" },
@@ -684,7 +666,7 @@ export class RequestForm {
   }
 
   _defer() {
-    return actionDialog({ title: "Отсроченный ответ",
+    return this._dialog({ title: "Отсроченный ответ",
       text: "«Для ответа на Ваш вопрос необходимо более длительное время, я Вам перезвоню " +
         "в течение дня.» Уточните контактный телефон.",
       fields: [
@@ -697,7 +679,7 @@ export class RequestForm {
   }
 
   _done() {
-    return actionDialog({ title: "Ответ по отсроченному обращению",
+    return this._dialog({ title: "Ответ по отсроченному обращению",
       fields: [{ name: "result", label: "Результат (что сообщено гражданину)",
         type: "textarea" }],
       run: (v) => this._post("callback/done", { result: v.result || null }) });
@@ -705,7 +687,7 @@ export class RequestForm {
 
   _callback() {
     const number = this.request.contact_phone || this.request.caller_number || "";
-    return actionDialog({ title: "Звонок гражданину",
+    return this._dialog({ title: "Звонок гражданину",
       text: "Сначала зазвонит ваш телефон, затем будет набран номер гражданина. Разговор " +
         "записывается и привязывается к заявке.",
       fields: [{ name: "number", label: "Номер", type: "tel", value: number }],
@@ -714,7 +696,7 @@ export class RequestForm {
   }
 
   _urgent() {
-    return actionDialog({ title: "Срочное вмешательство",
+    return this._dialog({ title: "Срочное вмешательство",
       text: "Связь с ответственным лицом медицинской организации (заведующий поликлиникой, " +
         "заместитель главного врача по медицинской части).",
       fields: [
@@ -736,11 +718,16 @@ export async function loadTopics() {
   }
 }
 
+/** The request card (GET /api/v1/card): without it there is no form to show. */
+export function loadCard() {
+  return api("/api/v1/card");
+}
+
 export async function loadConfig() {
   try {
     return await api("/api/v1/ui/config");
   } catch {
-    return { smo: [], redirect_targets: [], kinds: KINDS };
+    return { smo: [], redirect_targets: [] };
   }
 }
 

@@ -4,7 +4,7 @@ import {
   TARGET_LABELS, toast,
 } from "/static/common.js";
 import { EventStream, showConnection } from "/static/events.js";
-import { loadConfig, loadTopics, RequestForm } from "/static/form.js";
+import { loadCard, loadConfig, loadTopics, RequestForm } from "/static/form.js";
 import { MissedPanel } from "/static/missed.js";
 
 const CALL_STATES = {
@@ -20,14 +20,16 @@ const SCRIPT_STEP = { ringing: "greeting", answered: "greeting", held: "transfer
 const user = await requireUser(["operator", "admin"]);
 fillHeader(user);
 for (const el of document.querySelectorAll(".op-name")) el.textContent = user.login;
-const [topics, config] = await Promise.all([loadTopics(), loadConfig()]);
+const [topics, config, requestCard] = await Promise.all([loadTopics(), loadConfig(),
+  loadCard()]);
 const smoNames = Object.fromEntries((config.smo || []).filter((s) => s.name)
   .map((s) => [s.code, s.name]));
 
 const card = document.getElementById("call-card");
 const notice = document.getElementById("call-notice");
 const formRoot = document.getElementById("form-root");
-const form = new RequestForm(formRoot, { user, topics, config, actions: true });
+const form = new RequestForm(formRoot, { user, card: requestCard, topics, config,
+  actions: true });
 const idleCard = [...card.childNodes].map((node) => node.cloneNode(true));
 let call = null; // {number, caller, state, at, extension, history, detail}
 const missed = new MissedPanel(document.getElementById("missed"), {
