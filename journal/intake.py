@@ -915,7 +915,8 @@ class Intake:
     @staticmethod
     def _note(note_type: str, request_number: int | None, at: datetime,
               **data: Any) -> Notification:
-        return {"type": note_type, "at": _iso(at), "request_number": request_number, **data}
+        return {"type": note_type, "at": at.isoformat(), "request_number": request_number,
+                **data}
 
     @classmethod
     def _call_note(cls, note_type: str, req: _Req | None, at: datetime,
@@ -981,14 +982,6 @@ async def next_request_number(session: AsyncSession) -> int:
     if value is None:
         raise RuntimeError("the request counter row is missing; run `hotline db upgrade`")
     return int(value)
-
-
-def _iso(value: datetime | None) -> str | None:
-    if value is None:
-        return None
-    if value.tzinfo is None:
-        value = value.replace(tzinfo=UTC)
-    return value.isoformat()
 
 
 _HANDLERS: dict[type, Callable[..., None]] = {
