@@ -127,8 +127,6 @@ class CelBackfill:
         async with self.db.session() as session:
             value = await session.scalar(
                 select(CelMark.high_water).where(CelMark.pbx_id == self.pbx_id))
-        if value is not None and value.tzinfo is None:
-            value = value.replace(tzinfo=UTC)
         return value
 
     async def _set_mark(self, value: datetime, now: datetime) -> None:

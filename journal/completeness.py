@@ -9,7 +9,7 @@ only what is missing makes the proof fail.
 from __future__ import annotations
 
 from dataclasses import dataclass, field
-from datetime import UTC, date, datetime, time, timedelta
+from datetime import date, datetime, time, timedelta
 from typing import Any
 from zoneinfo import ZoneInfo
 
@@ -26,10 +26,6 @@ MARGIN = timedelta(hours=6)
 # Recording statuses that mean the file was found and checked.
 NOT_LINKED = ("missing", "pending")
 CHUNK = 400
-
-
-def _aware(value: datetime) -> datetime:
-    return value if value.tzinfo is not None else value.replace(tzinfo=UTC)
 
 
 @dataclass(frozen=True, slots=True)
@@ -103,7 +99,7 @@ async def check_day(source: CelSource, db: Database, routing: Routing, *, pbx_id
                                               call.caller, number))
     for linkedid, number, started_at, caller in day_requests:
         if linkedid not in in_cel:
-            report.mismatches.append(Mismatch("not_in_cel", linkedid, _aware(started_at),
+            report.mismatches.append(Mismatch("not_in_cel", linkedid, started_at,
                                               caller, number))
     report.mismatches.sort(key=lambda m: (m.started_at, m.linkedid))
     return report

@@ -10,7 +10,7 @@ from __future__ import annotations
 
 from collections import defaultdict
 from collections.abc import Callable, Iterable, Mapping, Sequence
-from datetime import UTC, datetime
+from datetime import datetime
 from functools import lru_cache
 from typing import Any
 
@@ -81,7 +81,7 @@ def grouped(rows: Iterable[Sequence[Any]]) -> dict[int, list[Sequence[Any]]]:
     for row in rows:
         found[int(row[0])].append(row)
     for items in found.values():
-        items.sort(key=lambda row: _aware(row[2]), reverse=True)
+        items.sort(key=lambda row: row[2], reverse=True)
     return found
 
 
@@ -120,11 +120,5 @@ async def caller_histories(session: AsyncSession, wanted: Iterable[tuple[str, in
     return result
 
 
-def _aware(value: datetime) -> datetime:
-    return value if value.tzinfo is not None else value.replace(tzinfo=UTC)
-
-
 def _iso(value: datetime | None) -> str | None:
-    if value is None:
-        return None
-    return _aware(value).isoformat()
+    return None if value is None else value.isoformat()

@@ -11,7 +11,7 @@ itself), closing. It must be called back within ``missed_callback_hours`` of the
 from __future__ import annotations
 
 from collections import defaultdict
-from datetime import UTC, datetime, timedelta
+from datetime import datetime, timedelta
 from typing import Any
 
 from sqlalchemy import select
@@ -49,10 +49,6 @@ FILTERS = ("open", "overdue", "settled", "all")
 # Missed calls looked at per listing (newest first); the page shows a few days' worth.
 SCAN_LIMIT = 2000
 _CHUNK = 400
-
-
-def _aware(value: datetime) -> datetime:
-    return value if value.tzinfo is not None else value.replace(tzinfo=UTC)
 
 
 async def missed_calls(session: AsyncSession, user: Principal, settings: Settings, *,
@@ -93,7 +89,7 @@ async def missed_calls(session: AsyncSession, user: Principal, settings: Setting
             state = "called_again"
         elif state == "open" and not (caller or contact):
             state = "no_number"
-        due = _aware(created_at) + deadline
+        due = created_at + deadline
         overdue = state == "open" and now > due
         overdue_total += overdue
         if _shown(show, state, overdue) and len(shown) < limit:
@@ -117,7 +113,7 @@ async def missed_calls(session: AsyncSession, user: Principal, settings: Setting
         first = calls.get(request_id)
         wait_s = None
         if first is not None and first.ended_at is not None:
-            wait_s = round((_aware(first.ended_at) - _aware(first.started_at)).total_seconds(), 1)
+            wait_s = round((first.ended_at - first.started_at).total_seconds(), 1)
         items.append({
             "number": request.number, "created_at": iso(request.created_at),
             "caller_number": request.caller_number, "contact_phone": request.contact_phone,

@@ -3,7 +3,7 @@ recordings, users and audit records that hang off them."""
 
 from __future__ import annotations
 
-from datetime import datetime
+from datetime import UTC, datetime
 from typing import Any
 
 from sqlalchemy import (
@@ -19,7 +19,9 @@ from sqlalchemy import (
     Text,
     UniqueConstraint,
 )
+from sqlalchemy.engine import Dialect
 from sqlalchemy.orm import DeclarativeBase, Mapped, mapped_column, relationship
+from sqlalchemy.types import TypeDecorator
 
 # SQLite only auto-increments INTEGER PRIMARY KEY; PostgreSQL gets BIGINT.
 BigId = BigInteger().with_variant(Integer(), "sqlite")
@@ -29,8 +31,38 @@ LEVELS = ("1", "2", "smo")
 ROLES = ("admin", "operator", "smo", "auditor", "anticorruption")
 
 
+class UtcDateTime(TypeDecorator[datetime]):
+    """A point in time, aware UTC in and out on both backends.
+
+    Stored as ``DateTime(timezone=True)`` (TIMESTAMPTZ on PostgreSQL, UTC wall time as text on
+    SQLite), so the schema and the migrations are unchanged. SQLite gives stored values back
+    naive: they are UTC by construction, and this type says so, so no reader has to.
+    """
+
+    impl = DateTime(timezone=True)
+    cache_ok = True
+
+    def process_bind_param(self, value: datetime | None, dialect: Dialect) -> datetime | None:
+        if value is None:
+            return None
+        # Naive input is refused, not guessed: every time the journal makes is aware (clock,
+        # CEL, parsed input), and a naive one could mean UTC or the fund's local time, hours
+        # apart. SQLite's DateTime would also store an aware non-UTC value's local wall time,
+        # hence the conversion.
+        if value.tzinfo is None or value.utcoffset() is None:
+            raise ValueError(f"naive datetime {value!r}: the journal stores aware times only")
+        return value.astimezone(UTC)
+
+    def process_result_value(self, value: datetime | None, dialect: Dialect) -> datetime | None:
+        if value is None:
+            return None
+        if value.tzinfo is None:  # SQLite: the UTC wall time that was stored
+            return value.replace(tzinfo=UTC)
+        return value.astimezone(UTC)
+
+
 class Base(DeclarativeBase):
-    type_annotation_map = {datetime: DateTime(timezone=True), dict[str, Any]: JSON}
+    type_annotation_map = {datetime: UtcDateTime(), dict[str, Any]: JSON}
 
 
 class Counter(Base):

@@ -11,7 +11,7 @@ need not ask the database who may see a ``call.*`` note.
 from __future__ import annotations
 
 from dataclasses import dataclass, field
-from datetime import UTC, datetime
+from datetime import datetime
 from typing import Any
 
 
@@ -57,18 +57,14 @@ def stored_note(note_id: int, note_type: str, request_number: int | None,
     data = {k: v for k, v in (payload or {}).items() if k not in _OWN_KEYS}
     stamp = (payload or {}).get("at")
     if not isinstance(stamp, str):
-        stamp = iso(at) if isinstance(at, datetime) else str(at)
+        stamp = at.isoformat() if isinstance(at, datetime) else str(at)
     return Note(note_type, stamp, request_number, data, id=note_id)
-
-
-def iso(value: datetime) -> str:
-    return (value if value.tzinfo is not None else value.replace(tzinfo=UTC)).isoformat()
 
 
 # ------------------------------------------------------------------ the calls (intake)
 def _call(note_type: str, number: int | None, at: datetime, scope: RequestScope | None,
           **data: Any) -> Note:
-    return Note(note_type, iso(at), number, data, scope=scope)
+    return Note(note_type, at.isoformat(), number, data, scope=scope)
 
 
 def call_ringing(number: int | None, at: datetime, scope: RequestScope | None, *,
@@ -110,7 +106,7 @@ def call_ended(number: int | None, at: datetime, scope: RequestScope | None, *,
 
 # ------------------------------------------------------------------ the requests
 def request_created(number: int, at: datetime, *, caller_number: str, line: str) -> Note:
-    return Note("request.created", iso(at), number,
+    return Note("request.created", at.isoformat(), number,
                 {"caller_number": caller_number, "line": line, "status": "new", "level": "1",
                  "smo": None}, scope=NEW_REQUEST_SCOPE)
 
@@ -118,11 +114,11 @@ def request_created(number: int, at: datetime, *, caller_number: str, line: str)
 def request_routed(number: int, at: datetime, *, level: str, smo: str | None,
                    via: str) -> Note:
     """Handed to level 2 or an SMO (``via``: a telephone transfer, or the journal)."""
-    return Note("request.routed", iso(at), number, {"level": level, "smo": smo, "via": via})
+    return Note("request.routed", at.isoformat(), number, {"level": level, "smo": smo, "via": via})
 
 
 def request_changed(note_type: str, number: int, at: datetime, *, level: str,
                     smo: str | None, **data: Any) -> Note:
     """``request.updated``, ``request.closed``, ``request.corruption``: a change made in the
     journal, with the request's routing after it."""
-    return Note(note_type, iso(at), number, {"level": level, "smo": smo, **data})
+    return Note(note_type, at.isoformat(), number, {"level": level, "smo": smo, **data})

@@ -7,7 +7,7 @@ the CSV and XLSX files (memory stays flat however long the quarter).
 from __future__ import annotations
 
 from collections.abc import AsyncIterator
-from datetime import UTC, datetime
+from datetime import datetime
 from typing import Any
 from zoneinfo import ZoneInfo
 
@@ -48,8 +48,6 @@ _YES_NO = {True: "да", False: "нет", None: ""}
 def _local(value: datetime | None, zone: ZoneInfo) -> str:
     if value is None:
         return ""
-    if value.tzinfo is None:  # SQLite gives naive UTC
-        value = value.replace(tzinfo=UTC)
     return value.astimezone(zone).strftime("%d.%m.%Y %H:%M")
 
 

@@ -99,13 +99,8 @@ def lockout_seconds(failures: int) -> float | None:
 
 def is_locked(user: User, now: datetime | None = None) -> bool:
     """Locked by an administrator, or within a lockout after failed sign-ins."""
-    until = aware(user.locked_until)
+    until = user.locked_until
     return bool(user.locked) or (until is not None and until > (now or datetime.now(UTC)))
-
-
-def aware(value: datetime | None) -> datetime | None:
-    # SQLite hands back naive datetimes; everything stored is UTC.
-    return value.replace(tzinfo=UTC) if value is not None and value.tzinfo is None else value
 
 
 async def begin_sign_in(session: AsyncSession, login: str,
@@ -183,7 +178,6 @@ async def resolve_session(session: AsyncSession, token: str) -> ResolvedSession 
     if row is None:
         return None
     user, csrf, expires_at = row
-    expires_at = aware(expires_at) or expires_at
     # Only an administrator's lock ends sessions: a lockout after failed sign-ins can be
     # caused by anyone who knows the login, and must not sign the user out.
     if expires_at < datetime.now(UTC) or user.locked:

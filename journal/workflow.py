@@ -392,16 +392,12 @@ async def callback_done(session: AsyncSession, user: Principal, request: Request
     request.status = "answered"
     if result:
         request.result = result.strip()
-    on_time = at <= _aware(request.deferred_due_at)
+    on_time = at <= request.deferred_due_at
     record(session, request, user, "callback_done", at, on_time=on_time)
     audit(session, user, "callback_done", request.number, remote, on_time=on_time)
     await session.flush()
     return Outcome(request, [note("request.updated", request, at, version=request.version,
                                   fields=["deferred_done_at", "status"])])
-
-
-def _aware(value: datetime) -> datetime:
-    return value if value.tzinfo else value.replace(tzinfo=UTC)
 
 
 def originate_action(request: Request, user: Principal, number: str,
@@ -452,7 +448,8 @@ async def callback_due_list(session: AsyncSession, user: Principal, due: str,
     items = []
     for request in rows:
         item = request_summary(request)
-        item["overdue"] = _aware(request.deferred_due_at) < now  # type: ignore[arg-type]
+        due_at = request.deferred_due_at
+        item["overdue"] = due_at is not None and due_at < now
         items.append(item)
     return items
 

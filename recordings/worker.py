@@ -356,7 +356,7 @@ class RecordingsWorker:
                 zip(rows, keys, found, strict=True):
             if stored is not None and await self.link(recording_id) is not None:
                 counts["linked"] += 1
-            elif status == "pending" and ended_at is not None and _aware(ended_at) < cutoff:
+            elif status == "pending" and ended_at is not None and ended_at < cutoff:
                 overdue.append(recording_id)
                 counts["missing"] += 1
             elif status == "pending":
@@ -372,7 +372,3 @@ class RecordingsWorker:
         end = loop.time() + timeout_s
         while self.busy and loop.time() < end:
             await asyncio.sleep(0.02)
-
-
-def _aware(value: datetime) -> datetime:
-    return value if value.tzinfo else value.replace(tzinfo=UTC)

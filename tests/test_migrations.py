@@ -15,9 +15,9 @@ from typing import Any
 
 import pytest
 from alembic import command
-from alembic.autogenerate import compare_metadata
+from alembic.autogenerate import compare_metadata, produce_migrations, render_python_code
 from alembic.runtime.migration import MigrationContext
-from sqlalchemy import MetaData, func, insert, inspect, select, text, update
+from sqlalchemy import MetaData, create_engine, func, insert, inspect, select, text, update
 from sqlalchemy.engine import Connection
 from sqlalchemy.exc import DBAPIError
 
@@ -324,3 +324,23 @@ def test_migration_scripts_ship_inside_the_package() -> None:
     versions = Path(migrations.__file__).parent / "versions"
     assert (versions / "__init__.py").exists()
     assert sorted(migrations.baseline_tables())[:2] == ["audit_log", "call_legs"]
+
+
+def test_autogenerate_writes_utc_datetime_as_the_stored_type() -> None:
+    # A revision describes the schema of its time: UtcDateTime is written as the
+    # DateTime(timezone=True) it stores, never as an import of today's models.
+    engine = create_engine("sqlite://")
+    try:
+        with engine.connect() as conn:
+            context = MigrationContext.configure(conn, opts={
+                "compare_type": True, "render_item": migrations.render_item})
+            code = render_python_code(produce_migrations(context, Base.metadata).upgrade_ops,
+                                      render_item=migrations.render_item)
+    finally:
+        engine.dispose()
+    assert "sa.Column('created_at', sa.DateTime(timezone=True), nullable=False)" in code
+    assert "UtcDateTime" not in code and "journal" not in code
+    for script in (Path(migrations.__file__).parent / "versions").glob("0*.py"):
+        lines = script.read_text(encoding="utf-8").splitlines()
+        assert not [line for line in lines if line.startswith(("from journal", "import journal"))
+                    or "UtcDateTime" in line], script.name

@@ -21,7 +21,7 @@ from functools import cache
 from typing import Any, get_args
 
 from aiohttp import web
-from sqlalchemy import Boolean, DateTime, Float, Integer, String, Text
+from sqlalchemy import Boolean, Float, Integer, String, Text
 from sqlalchemy.orm import DeclarativeBase
 
 from journal.access import ROUTE_TARGETS
@@ -41,6 +41,7 @@ from journal.models import (
     Request,
     Transfer,
     User,
+    UtcDateTime,
 )
 from journal.queries import REQUEST_FIELDS, TIME_FIELDS
 from journal.validation import PATCHABLE
@@ -80,7 +81,7 @@ def column_schema(model: type[DeclarativeBase], name: str) -> Schema:
         schema = {"type": "integer"}
     elif isinstance(column.type, Float):
         schema = {"type": "number"}
-    elif isinstance(column.type, DateTime):
+    elif isinstance(column.type, UtcDateTime):  # a TypeDecorator, not a DateTime
         schema = {"type": "string", "format": "date-time"}
     elif isinstance(column.type, String | Text):
         schema = {"type": "string"}

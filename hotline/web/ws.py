@@ -339,8 +339,7 @@ class Hub:
                 select(UserSession.token_hash, UserSession.expires_at)
                 .join(User, User.id == UserSession.user_id)
                 .where(UserSession.token_hash.in_(hashes), User.locked.is_(False)))
-            alive = {h for h, expires in rows
-                     if (expires if expires.tzinfo else expires.replace(tzinfo=UTC)) > now}
+            alive = {h for h, expires in rows if expires > now}
         for conn in conns:
             if conn.token_hash not in alive:
                 self._close_later(conn, CLOSE_SESSION_ENDED, "session ended")

@@ -18,14 +18,18 @@ from __future__ import annotations
 import functools
 from dataclasses import dataclass
 from pathlib import Path
+from typing import Any, Literal
 
 from alembic import command
+from alembic.autogenerate.api import AutogenContext
 from alembic.config import Config
 from alembic.runtime.migration import MigrationContext
 from alembic.script import ScriptDirectory
 from alembic.util import CommandError
 from sqlalchemy import create_engine, inspect, text
 from sqlalchemy.engine import Connection
+
+from journal.models import UtcDateTime
 
 HERE = Path(__file__).resolve().parent
 # The revision a journal made by the first release (metadata.create_all) is adopted at.
@@ -45,6 +49,16 @@ def config(connection: Connection | None = None) -> Config:
     cfg.set_main_option("file_template", "%%(rev)s_%%(slug)s")
     cfg.attributes["connection"] = connection
     return cfg
+
+
+def render_item(kind: str, obj: Any, autogen: AutogenContext) -> str | Literal[False]:
+    """Autogenerate's rendering hook (env.py): ``UtcDateTime`` is written as the type it
+    stores, ``DateTime(timezone=True)``. Left to Alembic it would be written as
+    ``journal.models.UtcDateTime(...)``, which a revision cannot use without importing the
+    models as they are today; revisions must keep describing the schema of their time."""
+    if kind == "type" and isinstance(obj, UtcDateTime):
+        return "sa.DateTime(timezone=True)"
+    return False
 
 
 @functools.cache
