@@ -97,7 +97,7 @@ async def test_screen_pop_reaches_the_ringing_operator_before_the_answer(
     items = trace_items(S01)
     # The same caller twice: the second pop carries the first request in its history.
     harness = await service_for(items + list(refresh_ids(items, 1)), make_settings,
-                                start_service, replay_peer, speed=4)
+                                start_service, replay_peer, speed=1)
     operator = await connect(harness, await signed_in(harness, "op101", "operator",
                                                       extension="101"))
     hello = operator.of_type("hello")[0]
@@ -116,7 +116,9 @@ async def test_screen_pop_reaches_the_ringing_operator_before_the_answer(
                     if f["request_number"] == pop["request_number"]]
         assert len(answered) == 1
         assert operator.frames.index(pop) < operator.frames.index(answered[0])
-        assert pop["_rx"] < answered[0]["_rx"] - 0.1  # the phone rang ~0.27 s before
+        # The phone rang ~1.08 s before it was answered (the recorded pace): the pop came
+        # while it rang, not with the answer. The margin leaves room for a loaded CI machine.
+        assert pop["_rx"] < answered[0]["_rx"] - 0.3
     first, second = pops
     assert first["history"] == []
     assert [h["number"] for h in second["history"]] == [first["request_number"]]
