@@ -29,11 +29,10 @@ from sqlalchemy import select
 from journal.bus import Bus, Subscription
 from journal.db import Database
 from journal.models import Recording, Request
+from journal.notify import ROUTING_PREFIX
 from journal.ttlcache import TtlCache
 from recordings.check import SERVABLE
 from recordings.storage import RecordingStorage, StoredFile
-
-ROUTING_PREFIX = "request."
 
 
 @dataclass(frozen=True, slots=True)
