@@ -1,7 +1,7 @@
 """Builds the full service: the core plus its parts (recordings, websocket hub, workflow, pages).
 
-``recordings.wiring.attach(services)`` wires the recordings worker into the services; the web
-parts' ``attach(app)`` add their routes when the HTTP app is created. Imported, not looked up
+``attach_recordings`` wires the recordings worker into the services; the web parts'
+``attach(app)`` add their routes when the HTTP app is created. Imported, not looked up
 by name: a part that fails to import stops the service at once instead of vanishing.
 """
 
@@ -24,9 +24,21 @@ from hotline.web import (
     workflow_api,
     ws,
 )
-from recordings import wiring
+from recordings.reconcile import recording_finder
+from recordings.wiring import build_worker
 
-SERVICE_PARTS: tuple[Callable[[Services], None], ...] = (wiring.attach,)
+
+def attach_recordings(services: Services) -> None:
+    """Intake notifies the worker after each commit; Services.start runs it; HTTP routes are
+    added when the app is created; Services.stop closes the storage's connections."""
+    worker = build_worker(services.settings, services.db)
+    services.recordings = worker
+    services.recording_finder = recording_finder(
+        worker.storage, services.settings.recordings_pbx_dir, services.settings.pbx_timezone)
+    services.stop_hooks.append(worker.storage.aclose)
+
+
+SERVICE_PARTS: tuple[Callable[[Services], None], ...] = (attach_recordings,)
 WEB_PARTS: tuple[Callable[[web.Application], None], ...] = (
     recordings_api.attach, ws.attach, control.attach, workflow_api.attach, reports_api.attach,
     admin_api.attach, pages.attach, openapi.attach, missed_api.attach)

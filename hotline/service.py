@@ -15,9 +15,9 @@ from typing import Any
 from zoneinfo import ZoneInfo
 
 import structlog
-from aiohttp import web
 
 from config import Settings
+from hotline.web.context import WebPart
 from journal.audit import AuditWriter
 from journal.backfill import CelBackfill, RecordingFinder
 from journal.bus import Bus, LocalBus
@@ -40,7 +40,6 @@ from telephony.tracker import CallTracker
 log = structlog.get_logger(__name__)
 
 StopHook = Callable[[], Awaitable[None]]
-WebPart = Callable[[web.Application], None]
 
 
 def routing_of(settings: Settings) -> Routing:

@@ -1,11 +1,9 @@
-"""Wires the recordings part into the service (called by hotline.assembly)."""
+"""Builds the recordings part from the settings (hotline.assembly wires it into the service)."""
 
 from __future__ import annotations
 
 from config import Settings
-from hotline.service import Services
 from journal.db import Database
-from recordings.reconcile import recording_finder
 from recordings.storage import LocalStorage, RecordingStorage
 from recordings.worker import RecordingsWorker
 
@@ -29,13 +27,3 @@ def build_worker(settings: Settings, db: Database) -> RecordingsWorker:
     return RecordingsWorker(db, build_storage(settings), pbx_id=settings.pbx_id,
                             missing_after_s=settings.recordings_missing_after_s,
                             pbx_dir=settings.recordings_pbx_dir)
-
-
-def attach(services: Services) -> None:
-    """Intake notifies the worker after each commit; Services.start runs it; HTTP routes are
-    added when the app is created; Services.stop closes the storage's connections."""
-    worker = build_worker(services.settings, services.db)
-    services.recordings = worker
-    services.recording_finder = recording_finder(
-        worker.storage, services.settings.recordings_pbx_dir, services.settings.pbx_timezone)
-    services.stop_hooks.append(worker.storage.aclose)

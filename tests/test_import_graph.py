@@ -12,12 +12,6 @@ REPO = Path(__file__).resolve().parent.parent
 PACKAGES = ("config", "telephony", "journal", "recordings", "hotline")
 
 KNOWN = {
-    # The web layer is handed the composition root's Services; a typed root (App.build) that
-    # hands each part only what it needs is the next step.
-    ("hotline.web.app", "hotline.service"),
-    ("hotline.web.context", "hotline.service"),
-    # The recordings worker registers itself and its stop hook on Services.
-    ("recordings.wiring", "hotline.service"),
     # Model guards are installed when the models are imported.
     ("journal.models", "journal.guards"),
 }

@@ -7,10 +7,9 @@ from typing import Any
 from aiohttp import web
 
 from config import Settings
-from hotline.service import Services
 from hotline.web import api, auth
 from hotline.web.bodies import body_guard
-from hotline.web.context import SERVICES, SESSION_CACHE, SIGNIN_GUARD
+from hotline.web.context import SERVICES, SESSION_CACHE, SIGNIN_GUARD, WebServices
 from hotline.web.errors import error_middleware
 from hotline.web.session_cache import SessionCache
 from hotline.web.signin_guard import SignInGuard
@@ -25,7 +24,7 @@ def server_options(settings: Settings) -> dict[str, Any]:
     return {"keepalive_timeout": settings.http_read_timeout_s}
 
 
-def create_app(services: Services) -> web.Application:
+def create_app(services: WebServices) -> web.Application:
     app = web.Application(middlewares=[error_middleware, auth.auth_middleware, body_guard],
                           client_max_size=MAX_BODY_BYTES)
     app[SERVICES] = services
