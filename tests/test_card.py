@@ -9,10 +9,10 @@ from datetime import UTC, datetime
 from typing import Any
 
 import pytest
-from sqlalchemy import Boolean, DateTime, String, Text
+from sqlalchemy import Boolean, String, Text
 
 from journal.card import CARD, FIELDS, GROUPS, card_json
-from journal.models import Request
+from journal.models import Request, UtcDateTime
 from journal.queries import (
     RECORD_FIELDS,
     RECORD_TIMES,
@@ -46,7 +46,7 @@ def test_each_field_type_fits_its_column() -> None:
         if field.type in STRING_TYPES:
             assert isinstance(column.type, String | Text), field.name
         elif field.type == "datetime":
-            assert isinstance(column.type, DateTime), field.name
+            assert isinstance(column.type, UtcDateTime), field.name
         else:
             assert isinstance(column.type, Boolean), field.name
             if field.type == "optional_bool":
