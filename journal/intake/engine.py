@@ -230,7 +230,7 @@ class Intake:
             return
         self.rows.lock(conn, st)
         self.rows.load(conn, st, events)
-        # New requests of this run, counted exactly as _apply will create them; their numbers
+        # New requests of this run, counted exactly as the rules will create them; their numbers
         # come from one counter UPDATE (row-locked until the commit: gap-free, never reused).
         seen: set[str] = set()
         new = 0

@@ -198,7 +198,7 @@ class EventRules:
     def _transferred(self, st: Batch, call: BatchCall, event: CallTransferred,
                      notes: list[Note]) -> None:
         key = (event.kind, event.from_extension, event.to)
-        assert call.transfers is not None  # loaded by _load
+        assert call.transfers is not None  # loaded by Rows.load
         if key in call.transfers:
             return  # the same transfer from a second writer or a replay
         call.transfers.add(key)
