@@ -23,7 +23,6 @@ from __future__ import annotations
 import argparse
 import asyncio
 import multiprocessing as mp
-import statistics
 import sys
 import tempfile
 import time
@@ -33,7 +32,7 @@ from typing import Any
 REPO = Path(__file__).resolve().parent.parent
 sys.path.insert(0, str(REPO))
 
-from bench.screenpop import pct, run_client_group, run_peer, run_service  # noqa: E402
+from bench.screenpop import line, run_client_group, run_peer, run_service  # noqa: E402
 
 PASSWORD = "bench-password-1"  # what bench.screenpop's service gives every user
 
@@ -84,13 +83,6 @@ async def probe(port: int, seconds: float, interval_s: float) -> list[float]:
             latencies.append((time.monotonic() - started) * 1000)
             await asyncio.sleep(max(0.0, interval_s - (time.monotonic() - started)))
     return latencies
-
-
-def line(name: str, values: list[float]) -> str:
-    if not values:
-        return f"{name}: no samples"
-    return (f"{name}: n={len(values)} p50={statistics.median(values):.1f} ms "
-            f"p99={pct(values, 0.99):.1f} ms max={max(values):.1f} ms")
 
 
 async def main(args: argparse.Namespace) -> int:

@@ -25,7 +25,6 @@ from journal.notes import Note
 
 log = structlog.get_logger(__name__)
 
-Notification = Note
 # A control message: ``{"kind": ..., ...}``, JSON-serialisable, small (it rides a NOTIFY).
 Control = dict[str, Any]
 ControlHandler = Callable[[Control], None]
@@ -41,7 +40,7 @@ class NoteQueue:
 
     def __init__(self, maxsize: int) -> None:
         self.maxsize = maxsize
-        self._items: deque[Notification] = deque()
+        self._items: deque[Note] = deque()
         self._waiter: asyncio.Future[None] | None = None
 
     def qsize(self) -> int:
@@ -50,13 +49,13 @@ class NoteQueue:
     def empty(self) -> bool:
         return not self._items
 
-    def put_nowait(self, item: Notification) -> None:
+    def put_nowait(self, item: Note) -> None:
         if len(self._items) >= self.maxsize:
             raise asyncio.QueueFull
         self._items.append(item)
         self.wake()
 
-    def get_nowait(self) -> Notification:
+    def get_nowait(self) -> Note:
         if not self._items:
             raise asyncio.QueueEmpty
         return self._items.popleft()
@@ -70,7 +69,7 @@ class NoteQueue:
             if not waiter.done():
                 waiter.set_result(None)
 
-    async def get(self) -> Notification | None:
+    async def get(self) -> Note | None:
         """The next note; None when woken without one (see ``wake``)."""
         if not self._items:
             waiter = self._waiter = asyncio.get_running_loop().create_future()
@@ -98,7 +97,7 @@ class Bus(Protocol):
 
     def unsubscribe(self, subscription: Subscription) -> None: ...
 
-    def publish(self, notification: Notification) -> None:
+    def publish(self, notification: Note) -> None:
         """Hand a committed notification (with its stored ``id``) to every subscriber."""
 
     def control(self, message: Control) -> None:
@@ -150,7 +149,7 @@ class LocalBus:
     def unsubscribe(self, subscription: Subscription) -> None:
         self._subscribers.discard(subscription)
 
-    def publish(self, notification: Notification) -> None:
+    def publish(self, notification: Note) -> None:
         for subscription in tuple(self._subscribers):
             if subscription.overflowed:
                 continue

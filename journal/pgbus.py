@@ -29,8 +29,8 @@ from typing import Any
 import asyncpg  # type: ignore[import-untyped]
 import structlog
 
-from journal.bus import Control, LocalBus, Notification
-from journal.notes import stored_note
+from journal.bus import Control, LocalBus
+from journal.notes import Note, stored_note
 
 log = structlog.get_logger(__name__)
 
@@ -101,7 +101,7 @@ class PostgresBus(LocalBus):
             conn.terminate()
 
     # ----------------------------------------------------------- publishing
-    def publish(self, notification: Notification) -> None:
+    def publish(self, notification: Note) -> None:
         note_id = notification.id
         if note_id is not None:
             if note_id in self._delivered:
@@ -229,7 +229,7 @@ class PostgresBus(LocalBus):
             self.publish(note_of(row))
 
 
-def note_of(row: Any) -> Notification:
+def note_of(row: Any) -> Note:
     """A stored notification as the bus hands it out (as ``missed_notes`` builds it)."""
     payload = row["payload"]
     if isinstance(payload, str):
