@@ -19,7 +19,7 @@ from typing import Any
 import structlog
 from aiohttp import web
 
-from hotline.web.context import SERVICES, SESSION_CACHE, SESSION_ENDED_HOOKS
+from hotline.web.context import SERVICES, SESSION_CACHE, SESSION_ENDED_HOOKS, WebServices
 from hotline.web.ws import HUB
 from journal.bus import Control
 
@@ -84,18 +84,13 @@ class ControlHandlers:
         services = self.app[SERVICES]
         number, request_id = str(message.get("number")), message.get("request_id")
         reply: dict[str, Any] = {"kind": "originate.result", "ref": message.get("ref")}
-        if isinstance(request_id, int):
-            services.callbacks.expect(number, request_id)
         try:
-            response = await send_originate(services.ami, dict(message.get("action") or {}))
-            answer = response[0] if isinstance(response, list) and response else response
+            answer = await place_callback(services, dict(message.get("action") or {}), number,
+                                          request_id if isinstance(request_id, int) else None)
             reply["Response"] = str(answer.get("Response", "")) if hasattr(answer, "get") \
                 else "Success"
             reply["Message"] = str(answer.get("Message", "")) if hasattr(answer, "get") else ""
-            if reply["Response"].lower() == "error":
-                services.callbacks.withdraw(number)
         except (ConnectionError, TimeoutError) as exc:
-            services.callbacks.withdraw(number)
             reply["error"] = str(exc)[:200] or type(exc).__name__
         with contextlib.suppress(Exception):
             services.bus.control(reply)
@@ -104,6 +99,25 @@ class ControlHandlers:
 def attach(app: web.Application) -> None:
     app[PENDING] = {}
     app[SERVICES].bus.on_control(ControlHandlers(app))
+
+
+async def place_callback(services: WebServices, action: dict[str, str], number: str,
+                         request_id: int | None) -> Any:
+    """Originate a call-back on this (ingesting) instance; the PBX's immediate answer. The
+    pending call-back is registered before sending (the PBX may report the new call before it
+    answers us) and withdrawn when the PBX refuses it or cannot be reached (the connection
+    error is raised again)."""
+    if request_id is not None:
+        services.callbacks.expect(number, request_id)
+    try:
+        response = await send_originate(services.ami, action)
+    except (ConnectionError, TimeoutError):
+        services.callbacks.withdraw(number)
+        raise
+    answer = response[0] if isinstance(response, list) and response else response
+    if hasattr(answer, "get") and str(answer.get("Response", "")).lower() == "error":
+        services.callbacks.withdraw(number)
+    return answer
 
 
 async def send_originate(ami: Any, action: dict[str, str], timeout_s: float = 10.0) -> Any:

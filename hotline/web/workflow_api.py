@@ -20,7 +20,7 @@ from sqlalchemy.ext.asyncio import AsyncSession
 from hotline.web.api import etag_of, get_visible_request
 from hotline.web.auth import current_user, remote_of
 from hotline.web.context import SERVICES
-from hotline.web.control import originate_via_ingester, send_originate
+from hotline.web.control import originate_via_ingester, place_callback
 from hotline.web.errors import ApiError
 from hotline.web.params import ascii_int
 from journal.access import Action, Scope, report_slice, require, scope_of
@@ -190,6 +190,11 @@ done = _write(callback_done)
 urgent = _write(urgent_contact, settings=True)
 
 
+def _ami_unavailable() -> ApiError:
+    return ApiError(503, "ami_unavailable",
+                    "Нет связи с АТС: звонок не может быть выполнен, позвоните вручную")
+
+
 async def click_to_call(request: web.Request) -> web.Response:
     """Originate a call-back: the operator's phone rings, then the citizen is dialled; the
     call (and its recording) is linked to the request by intake."""
@@ -198,8 +203,7 @@ async def click_to_call(request: web.Request) -> web.Response:
     # A standby instance (several on one PostgreSQL) has the ingesting one place the call.
     forward = not services.ingesting
     if not forward and (ami is None or getattr(ami, "state", None) != "connected"):
-        raise ApiError(503, "ami_unavailable",
-                       "Нет связи с АТС: звонок не может быть выполнен, позвоните вручную")
+        raise _ami_unavailable()
     user = current_user(request)
     if not user.extension:
         raise ApiError(422, "invalid", "У пользователя не задан внутренний номер",
@@ -219,29 +223,18 @@ async def click_to_call(request: web.Request) -> web.Response:
             try:
                 answer = await originate_via_ingester(request.app, action, number, found.id)
             except ConnectionError:
-                raise ApiError(503, "ami_unavailable",
-                               "Нет связи с АТС: звонок не может быть выполнен, позвоните "
-                               "вручную") from None
+                raise _ami_unavailable() from None
             if "error" in answer:
-                raise ApiError(503, "ami_unavailable",
-                               "Нет связи с АТС: звонок не может быть выполнен, позвоните "
-                               "вручную")
+                raise _ami_unavailable()
             if str(answer.get("Response", "")).lower() == "error":
                 raise ApiError(502, "originate_failed",
                                f"АТС отклонила вызов: {answer.get('Message', '')}".strip())
             return Outcome(found)
-        # Register before sending: the PBX may report the new call before answering us.
-        services.callbacks.expect(number, found.id)
         try:
-            response = await send_originate(ami, action)
+            answer = await place_callback(services, action, number, found.id)
         except (ConnectionError, TimeoutError):
-            services.callbacks.withdraw(number)
-            raise ApiError(503, "ami_unavailable",
-                           "Нет связи с АТС: звонок не может быть выполнен, позвоните вручную"
-                           ) from None
-        answer = response[0] if isinstance(response, list) and response else response
+            raise _ami_unavailable() from None
         if hasattr(answer, "get") and str(answer.get("Response", "")).lower() == "error":
-            services.callbacks.withdraw(number)
             raise ApiError(502, "originate_failed",
                            f"АТС отклонила вызов: {answer.get('Message', '')}".strip())
         return Outcome(found)
