@@ -4,7 +4,7 @@ only place a request number is assigned."""
 
 from __future__ import annotations
 
-from sqlalchemy import Update, update
+from sqlalchemy import BigInteger, bindparam, update
 from sqlalchemy.engine import Connection
 from sqlalchemy.ext.asyncio import AsyncSession
 
@@ -14,15 +14,15 @@ from journal.models import Counter
 _MISSING = "the request counter row is missing; run `hotline db upgrade`"
 
 
-def _advance(count: int) -> Update:
-    # Row-locked until the commit: a concurrent writer waits, then takes the next ones.
-    return (update(Counter).where(Counter.name == REQUEST_COUNTER)
-            .values(value=Counter.value + count).returning(Counter.value))
+# Row-locked until the commit: a concurrent writer waits, then takes the next ones.
+_ADVANCE = (update(Counter).where(Counter.name == REQUEST_COUNTER)
+            .values(value=Counter.value + bindparam("count", type_=BigInteger))
+            .returning(Counter.value))
 
 
 def take_numbers(conn: Connection, count: int) -> int:
     """Take ``count`` consecutive numbers inside the caller's transaction; the first of them."""
-    top = conn.scalar(_advance(count))
+    top = conn.scalar(_ADVANCE, {"count": count})
     if top is None:
         raise RuntimeError(_MISSING)
     return int(top) - count + 1
@@ -30,7 +30,7 @@ def take_numbers(conn: Connection, count: int) -> int:
 
 async def next_request_number(session: AsyncSession) -> int:
     """Take the next request number inside the caller's transaction."""
-    value = await session.scalar(_advance(1))
+    value = await session.scalar(_ADVANCE, {"count": 1})
     if value is None:
         raise RuntimeError(_MISSING)
     return int(value)

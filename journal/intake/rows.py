@@ -6,12 +6,24 @@ UPDATEs by key, one history query for every screen pop)."""
 from __future__ import annotations
 
 from collections import defaultdict
-from collections.abc import Callable, Iterable, Iterator, Sequence
+from collections.abc import Iterable, Iterator, Sequence
 from dataclasses import dataclass
 from datetime import datetime
+from functools import lru_cache
 from typing import Any
 
-from sqlalchemy import ColumnElement, and_, bindparam, insert, or_, select, update
+from sqlalchemy import (
+    BindParameter,
+    ColumnElement,
+    Executable,
+    Update,
+    and_,
+    bindparam,
+    insert,
+    or_,
+    select,
+    update,
+)
 from sqlalchemy.engine import Connection
 
 from journal.callback_attempts import result_to_fill, settlement
@@ -43,6 +55,48 @@ REQUEST_FACTS = (Request.number, Request.caller_normalized, Request.caller_numbe
 _CALLS = Call.__table__
 _LEGS = CallLeg.__table__
 
+# The batch's statements are built once (building a SELECT costs SQLAlchemy more than running
+# it does); their values are parameters, the key lists expanding ones.
+_KEYS: BindParameter[Any] = bindparam("keys", expanding=True)
+_OF_PBX = Call.pbx_id == bindparam("pbx")
+# PostgreSQL: the requests of the calls read, locked until the commit.
+_LOCK = (select(Request.id).join(Call, Call.request_id == Request.id)
+         .where(_OF_PBX, Call.linkedid.in_(_KEYS))
+         .order_by(Request.id).with_for_update(of=Request))
+
+
+@lru_cache(maxsize=2)
+def _calls_select(amend: bool) -> Executable:
+    """One row per leg of a call still in progress (one, leg-less, for an ended call): the
+    legs come with their call rather than in a query of their own. ``amend``: also the legs of
+    ended calls named by the ``amend`` parameter (CEL backfill)."""
+    with_legs: ColumnElement[bool] = Call.ended_at.is_(None)
+    if amend:
+        with_legs = or_(with_legs, Call.linkedid.in_(bindparam("amend", expanding=True)))
+    return (select(Call.id, Call.linkedid, Call.request_id, Call.queued_at.is_not(None),
+                   Call.answered_at.is_not(None), Call.ended_at.is_not(None),
+                   Call.direction, CallLeg.uniqueid, CallLeg.ended_at.is_not(None),
+                   *REQUEST_FACTS)
+            .outerjoin(Request, Request.id == Call.request_id)
+            .outerjoin(CallLeg, and_(CallLeg.call_id == Call.id, with_legs))
+            .where(_OF_PBX, Call.linkedid.in_(_KEYS)))
+
+
+_TRANSFERS = select(Transfer.call_id, Transfer.kind, Transfer.from_extension, Transfer.to) \
+    .where(Transfer.call_id.in_(_KEYS))
+_PATHS = select(Recording.pbx_path).where(Recording.pbx_id == bindparam("pbx"),
+                                          Recording.pbx_path.in_(_KEYS))
+_INSERT_REQUESTS = insert(Request).returning(Request.id, sort_by_parameter_order=True)
+_INSERT_CALLS = insert(Call).returning(Call.id, sort_by_parameter_order=True)
+_INSERT_LEGS = insert(CallLeg)
+_INSERT_TRANSFERS = insert(Transfer)
+_INSERT_RECORDINGS = insert(Recording)
+_INSERT_LOGS = insert(CallLogEntry)
+# The keys ``_update_many`` updates rows by.
+_LEG_KEY = (_LEGS.c.call_id == bindparam("_call_id")) & (_LEGS.c.uniqueid == bindparam("_uniqueid"))
+_CALL_KEY = _CALLS.c.id == bindparam("_id")
+_REQUEST_KEY = _REQUESTS.c.id == bindparam("_id")
+
 
 @dataclass(slots=True)
 class Rows:
@@ -72,26 +126,14 @@ class Rows:
         transfer_calls: set[str] = {e.linkedid for e in events if type(e) is CallTransferred}
         paths = [e.pbx_path for e in events if type(e) is RecordingStarted
                  and e.pbx_path not in st.known_paths]
-        with_legs: ColumnElement[bool] = Call.ended_at.is_(None)
-        if st.amend:
-            with_legs = or_(with_legs, Call.linkedid.in_(sorted(st.amend)))
+        calls_select = _calls_select(bool(st.amend))
+        amend = {"amend": sorted(st.amend)} if st.amend else {}
         if missing:
             for chunk in chunks(missing):
+                keys = {"pbx": self.pbx_id, "keys": list(chunk)}
                 if not self.is_sqlite:
-                    conn.execute(
-                        select(Request.id).join(Call, Call.request_id == Request.id)
-                        .where(Call.pbx_id == self.pbx_id, Call.linkedid.in_(chunk))
-                        .order_by(Request.id).with_for_update(of=Request))
-                # One row per leg of a call still in progress (one, leg-less, for an ended
-                # call): the legs come with their call rather than in a query of their own.
-                rows = conn.execute(
-                    select(Call.id, Call.linkedid, Call.request_id, Call.queued_at.is_not(None),
-                           Call.answered_at.is_not(None), Call.ended_at.is_not(None),
-                           Call.direction, CallLeg.uniqueid, CallLeg.ended_at.is_not(None),
-                           *REQUEST_FACTS)
-                    .outerjoin(Request, Request.id == Call.request_id)
-                    .outerjoin(CallLeg, and_(CallLeg.call_id == Call.id, with_legs))
-                    .where(Call.pbx_id == self.pbx_id, Call.linkedid.in_(chunk)))
+                    conn.execute(_LOCK, keys)
+                rows = conn.execute(calls_select, {**keys, **amend})
                 for (call_id, linkedid, request_id, queued, answered, ended, direction,
                      leg_uniqueid, leg_ended, *request_columns) in rows:
                     call = st.calls.get(linkedid)
@@ -114,16 +156,13 @@ class Rows:
             call.transfers = set()
         stored = [call_id for call_id in wanted if call_id is not None]
         for chunk in chunks(stored):
-            rows = conn.execute(
-                select(Transfer.call_id, Transfer.kind, Transfer.from_extension, Transfer.to)
-                .where(Transfer.call_id.in_(chunk)))
+            rows = conn.execute(_TRANSFERS, {"keys": list(chunk)})
             for row in rows:
                 wanted[row.call_id].transfers.add(  # type: ignore[union-attr]
                     (str(row.kind), str(row.from_extension), str(row.to)))
         for chunk in chunks(list(dict.fromkeys(paths))):
-            st.known_paths.update(conn.scalars(
-                select(Recording.pbx_path).where(Recording.pbx_id == self.pbx_id,
-                                                 Recording.pbx_path.in_(chunk))))
+            st.known_paths.update(conn.scalars(_PATHS, {"pbx": self.pbx_id,
+                                                        "keys": list(chunk)}))
 
     @staticmethod
     def known_request(st: Batch, request_id: int, number: int | None, caller_n: str | None,
@@ -165,8 +204,7 @@ class Rows:
         screen-pop histories, then updates, transfers and recordings."""
         if st.new_reqs:
             new_rows = [req.row for req in st.new_reqs if req.row is not None]
-            ids = list(conn.scalars(
-                insert(Request).returning(Request.id, sort_by_parameter_order=True), new_rows))
+            ids = list(conn.scalars(_INSERT_REQUESTS, new_rows))
             for req, request_id in zip(st.new_reqs, ids, strict=True):
                 req.id = request_id
                 req.row = None
@@ -180,8 +218,7 @@ class Rows:
                 row = dict(call.row)  # type: ignore[arg-type]
                 row["request_id"] = row.pop("request").id
                 rows.append(row)
-            ids = list(conn.scalars(
-                insert(Call).returning(Call.id, sort_by_parameter_order=True), rows))
+            ids = list(conn.scalars(_INSERT_CALLS, rows))
             for call, call_id in zip(st.new_calls, ids, strict=True):
                 call.id = call_id
                 call.row = None
@@ -193,21 +230,20 @@ class Rows:
             for call, leg in st.new_legs:
                 rows.append({"call_id": call.id, **leg.row})  # type: ignore[dict-item]
                 leg.row = None
-            conn.execute(insert(CallLeg), rows)
+            conn.execute(_INSERT_LEGS, rows)
             st.new_legs.clear()
         if st.dirty_legs:
             _update_many(conn, _LEGS, (
                 ({"_call_id": call.id, "_uniqueid": leg.uniqueid}, leg.changes)
                 for call, leg in st.dirty_legs),
-                lambda: (_LEGS.c.call_id == bindparam("_call_id"))
-                & (_LEGS.c.uniqueid == bindparam("_uniqueid")))
+                _LEG_KEY)
             for _call, leg in st.dirty_legs:
                 leg.changes = {}
             st.dirty_legs.clear()
         if st.dirty_calls:
             _update_many(conn, _CALLS, (
                 ({"_id": call.id}, call.changes) for call in st.dirty_calls.values()),
-                lambda: _CALLS.c.id == bindparam("_id"))
+                _CALL_KEY)
             for call in st.dirty_calls.values():
                 call.changes = {}
             st.dirty_calls.clear()
@@ -216,17 +252,17 @@ class Rows:
                 ({"_id": req.id}, {**req.changes, **({"_version_inc": req.version_inc}
                                                      if req.version_inc else {})})
                 for req in st.dirty_reqs.values()),
-                lambda: _REQUESTS.c.id == bindparam("_id"))
+                _REQUEST_KEY)
             for req in st.dirty_reqs.values():
                 req.changes = {}
                 req.version_inc = 0
             st.dirty_reqs.clear()
         if st.transfers:
-            conn.execute(insert(Transfer), [
+            conn.execute(_INSERT_TRANSFERS, [
                 {"call_id": call.id, **row} for call, row in st.transfers])
             st.transfers.clear()
         if st.recordings:
-            conn.execute(insert(Recording), [
+            conn.execute(_INSERT_RECORDINGS, [
                 {"request_id": call.request_id, "call_id": call.id, **row}
                 for call, row in st.recordings])
             st.recordings.clear()
@@ -236,7 +272,7 @@ class Rows:
         """The calls' log lines of the whole batch (after its last run is written: every call
         has its id by then)."""
         if st.logs:
-            conn.execute(insert(CallLogEntry), [
+            conn.execute(_INSERT_LOGS, [
                 {"call_id": call.id, "at": at, "type": kind, "data": data}
                 for call, at, kind, data in st.logs])
 
@@ -295,7 +331,7 @@ class Rows:
 
 def _update_many(conn: Connection, table: Any,
                  items: Iterable[tuple[dict[str, Any], dict[str, Any]]],
-                 where: Callable[[], Any]) -> None:
+                 where: ColumnElement[bool]) -> None:
     """UPDATE rows by key with ``executemany``: one statement per set of changed columns.
 
     ``_version_inc`` in the changes becomes ``version = version + :_version_inc``.
@@ -306,13 +342,18 @@ def _update_many(conn: Connection, table: Any,
             continue
         groups[tuple(sorted(changes))].append({**key, **{f"v_{k}": v for k, v in changes.items()}})
     for columns, rows in groups.items():
-        values: dict[str, Any] = {}
-        for column in columns:
-            if column == "_version_inc":
-                values["version"] = table.c.version + bindparam(f"v_{column}")
-            else:
-                values[column] = bindparam(f"v_{column}")
-        conn.execute(update(table).where(where()).values(values), rows)
+        conn.execute(_update_by_key(table, columns, where), rows)
+
+
+@lru_cache(maxsize=256)
+def _update_by_key(table: Any, columns: tuple[str, ...], where: ColumnElement[bool]) -> Update:
+    values: dict[str, Any] = {}
+    for column in columns:
+        if column == "_version_inc":
+            values["version"] = table.c.version + bindparam(f"v_{column}")
+        else:
+            values[column] = bindparam(f"v_{column}")
+    return update(table).where(where).values(values)
 
 
 def chunks(items: Sequence[Any], size: int = CHUNK) -> Iterator[Sequence[Any]]:
