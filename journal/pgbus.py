@@ -1,9 +1,10 @@
 """The bus across service instances on one PostgreSQL (``HOTLINE_BUS=postgresql``).
 
-Notifications are already stored (the ``notifications`` table is the outbox); migration 0004
-adds a trigger that sends ``NOTIFY hotline_notes, '<schema> <id>'`` for every stored row, at
-commit. Each instance LISTENs on a dedicated asyncpg connection, reads the rows it was told of
-and hands them to its local subscribers (the websocket hub, the playback index). A note this
+Notifications are already stored (the ``notifications`` table is the outbox); a trigger
+(migrations 0004, 0008) sends ``NOTIFY hotline_note_rows, '<schema> <id> <row as JSON>'`` for
+every stored row, at commit. Each instance LISTENs on a dedicated asyncpg connection and hands
+the rows to its local subscribers (the websocket hub, the playback index) as they arrive; a row
+too large for a NOTIFY comes as ``'<schema> <id>'`` and is read from the outbox. A note this
 instance published itself goes out at once and is not handed out twice (ids delivered here are
 remembered). After a dropped listener connection the instance reconnects with back-off and
 reads the outbox from the last id it delivered (minus a margin for transactions that committed
@@ -24,17 +25,18 @@ import re
 import uuid
 from collections import OrderedDict
 from collections.abc import Iterable
+from datetime import UTC, datetime
 from typing import Any
 
 import asyncpg  # type: ignore[import-untyped]
 import structlog
 
 from journal.bus import Control, LocalBus
-from journal.notes import Note, stored_note
+from journal.notes import Note, RequestScope, stored_note
 
 log = structlog.get_logger(__name__)
 
-NOTES_CHANNEL = "hotline_notes"
+NOTES_CHANNEL = "hotline_note_rows"
 CONTROL_CHANNEL = "hotline_control"
 # Ids kept to tell a note already handed out here (local publish or an earlier read).
 REMEMBER_IDS = 20_000
@@ -128,13 +130,20 @@ class PostgresBus(LocalBus):
 
     # ----------------------------------------------------------- listening
     def _on_note(self, _conn: Any, _pid: int, _channel: str, payload: str) -> None:
-        schema, _, raw = payload.partition(" ")
+        schema, _, rest = payload.partition(" ")
+        raw, _, row_json = rest.partition(" ")
         if schema != self.schema or not raw.isdigit():
             return
         note_id = int(raw)
-        if note_id not in self._delivered:
+        if note_id in self._delivered:
+            return
+        note = _note_of_json(note_id, row_json) if row_json else None
+        if note is None:  # too large to ride the NOTIFY (or unreadable): read the outbox
             self._wanted.add(note_id)
             self._kick.set()
+            return
+        self.remote_notes += 1
+        self.publish(note)
 
     def _on_control(self, _conn: Any, _pid: int, _channel: str, payload: str) -> None:
         try:
@@ -227,6 +236,26 @@ class PostgresBus(LocalBus):
                 continue
             self.remote_notes += 1
             self.publish(note_of(row))
+
+
+def _note_of_json(note_id: int, row_json: str) -> Note | None:
+    """A note from the trigger's JSON of its row and its request's scope (as the committing
+    transaction left it: what a read of the request would have said); None if it does not
+    read as one."""
+    try:
+        row = json.loads(row_json)
+        payload = row["payload"]
+        note = stored_note(note_id, str(row["type"]), row["request_number"],
+                           payload if isinstance(payload, dict) else None,
+                           datetime.fromisoformat(row["at"]).astimezone(UTC))
+        scope = row.get("scope")
+        if isinstance(scope, list) and len(scope) == 3:
+            level, smo, corruption = scope
+            note.scope = RequestScope(level, smo, bool(corruption))
+        return note
+    except (ValueError, TypeError, KeyError, AttributeError):
+        log.warning("pgbus.unreadable_note", id=note_id)
+        return None
 
 
 def note_of(row: Any) -> Note:

@@ -11,7 +11,8 @@ import pytest
 from config import ConfigError, load_settings
 from journal.db import Database
 from journal.models import Notification as StoredNotification
-from journal.notes import Note
+from journal.models import Request
+from journal.notes import Note, RequestScope
 from journal.pgbus import PostgresBus
 from tests.helpers import wait_for
 
@@ -35,17 +36,19 @@ async def pg(db_url: tuple[str, str | None], db_backend: str) -> Any:
     await db.dispose()
 
 
-async def store(db: Database, number: int) -> Note:
+async def store(db: Database, number: int, note_type: str = "request.created",
+                **data: Any) -> Note:
     """Commit a notification as a writer does; the note as it would be published."""
     at = datetime.now(UTC)
+    data = data or {"level": "1"}
     async with db.sessions.begin() as session:
-        row = StoredNotification(at=at, type="request.created", request_number=number,
-                                 payload={"at": at.isoformat(), "type": "request.created",
-                                          "request_number": number, "level": "1"})
+        row = StoredNotification(at=at, type=note_type, request_number=number,
+                                 payload={"at": at.isoformat(), "type": note_type,
+                                          "request_number": number, **data})
         session.add(row)
         await session.flush()
         note_id = row.id
-    return Note("request.created", at.isoformat(), number, {"level": "1"}, id=note_id)
+    return Note(note_type, at.isoformat(), number, data, id=note_id)
 
 
 def drain(subscription: Any) -> list[dict[str, Any]]:
@@ -64,11 +67,45 @@ async def test_a_note_reaches_every_instance_once(pg: Any) -> None:
     note = await store(db, 1)
     a.publish(note)  # the writer's instance publishes after its commit
     await wait_for(lambda: not sub_b.queue.empty())
-    await asyncio.sleep(0.2)  # A's own NOTIFY arrives meanwhile and is not handed out again
+    await asyncio.sleep(0.2)  # A's own NOTIFY arrives too and is not handed out twice
     assert [n["id"] for n in drain(sub_a)] == [note.id]
     (got,) = drain(sub_b)
-    assert got["id"] == note.id and got["request_number"] == 1 and got["level"] == "1"
-    assert b.remote_notes == 1 and a.remote_notes == 0
+    assert got == note.frame() and got["level"] == "1"
+    assert b.remote_notes == 1
+
+
+async def test_the_note_rides_its_notify_with_its_request_scope(pg: Any) -> None:
+    """Another instance gets the row and the request's routing scope in the NOTIFY itself: its
+    hub judges the pop without reading the outbox or the request."""
+    db, make = pg
+    a, b = make(), make()
+    await a.start()
+    await b.start()
+    sub_b = b.subscribe()
+    async with db.sessions.begin() as session:
+        session.add(Request(number=7, created_at=datetime.now(UTC), level="smo", smo="SMO2",
+                            corruption=True))
+    note = await store(db, 7, "call.ringing", extension="101", history=[])
+    a.publish(note)
+    await wait_for(lambda: not sub_b.queue.empty())
+    got = sub_b.queue.get_nowait()
+    assert got.frame() == note.frame()
+    assert got.scope == RequestScope("smo", "SMO2", True)
+    assert b.remote_notes == 1
+
+
+async def test_a_note_too_large_for_a_notify_is_read_from_the_outbox(pg: Any) -> None:
+    db, make = pg
+    a, b = make(), make()
+    await a.start()
+    await b.start()
+    sub_b = b.subscribe()
+    big = [{"number": n, "topic": "т" * 40} for n in range(200)]  # well over 8,000 bytes
+    note = await store(db, 8, "call.ringing", extension="101", history=big)
+    a.publish(note)
+    await wait_for(lambda: not sub_b.queue.empty())
+    got = sub_b.queue.get_nowait()
+    assert got.frame() == note.frame() and got.scope is None
 
 
 async def test_a_dropped_listener_loses_nothing(pg: Any) -> None:
