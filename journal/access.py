@@ -102,11 +102,12 @@ class NotAllowed(Refusal):
         super().__init__(403, "forbidden", message)
 
 
+# A lookup, not ``Role(...)``: the hub asks this for every connection and note.
+_ROLES: dict[str, Role] = {role.value: role for role in Role}
+
+
 def role_of(user: Principal) -> Role | None:
-    try:
-        return Role(user.role)
-    except ValueError:
-        return None  # an unknown role may do nothing
+    return _ROLES.get(user.role)  # an unknown role (None) may do nothing
 
 
 def scope_of(user: Principal) -> Scope:
