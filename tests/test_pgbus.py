@@ -51,6 +51,21 @@ async def store(db: Database, number: int, note_type: str = "request.created",
     return Note(note_type, at.isoformat(), number, data, id=note_id)
 
 
+async def started(*buses: PostgresBus) -> tuple[PostgresBus, ...]:
+    for bus in buses:
+        await bus.start()
+    return buses
+
+
+async def published_on(a: PostgresBus, note: Note, sub_b: Any) -> Note:
+    """Publish ``note`` on A as its writer would (after its commit); what B's subscriber
+    gets."""
+    a.publish(note)
+    await wait_for(lambda: not sub_b.queue.empty())
+    got: Note = sub_b.queue.get_nowait()
+    return got
+
+
 def drain(subscription: Any) -> list[dict[str, Any]]:
     out = []
     while not subscription.queue.empty():
@@ -60,9 +75,7 @@ def drain(subscription: Any) -> list[dict[str, Any]]:
 
 async def test_a_note_reaches_every_instance_once(pg: Any) -> None:
     db, make = pg
-    a, b = make(), make()
-    await a.start()
-    await b.start()
+    a, b = await started(make(), make())
     sub_a, sub_b = a.subscribe(), b.subscribe()
     note = await store(db, 1)
     a.publish(note)  # the writer's instance publishes after its commit
@@ -78,17 +91,13 @@ async def test_the_note_rides_its_notify_with_its_request_scope(pg: Any) -> None
     """Another instance gets the row and the request's routing scope in the NOTIFY itself: its
     hub judges the pop without reading the outbox or the request."""
     db, make = pg
-    a, b = make(), make()
-    await a.start()
-    await b.start()
+    a, b = await started(make(), make())
     sub_b = b.subscribe()
     async with db.sessions.begin() as session:
         session.add(Request(number=7, created_at=datetime.now(UTC), level="smo", smo="SMO2",
                             corruption=True))
     note = await store(db, 7, "call.ringing", extension="101", history=[])
-    a.publish(note)
-    await wait_for(lambda: not sub_b.queue.empty())
-    got = sub_b.queue.get_nowait()
+    got = await published_on(a, note, sub_b)
     assert got.frame() == note.frame()
     assert got.scope == RequestScope("smo", "SMO2", True)
     assert b.remote_notes == 1
@@ -96,23 +105,17 @@ async def test_the_note_rides_its_notify_with_its_request_scope(pg: Any) -> None
 
 async def test_a_note_too_large_for_a_notify_is_read_from_the_outbox(pg: Any) -> None:
     db, make = pg
-    a, b = make(), make()
-    await a.start()
-    await b.start()
+    a, b = await started(make(), make())
     sub_b = b.subscribe()
     big = [{"number": n, "topic": "т" * 40} for n in range(200)]  # well over 8,000 bytes
     note = await store(db, 8, "call.ringing", extension="101", history=big)
-    a.publish(note)
-    await wait_for(lambda: not sub_b.queue.empty())
-    got = sub_b.queue.get_nowait()
+    got = await published_on(a, note, sub_b)
     assert got.frame() == note.frame() and got.scope is None
 
 
 async def test_a_dropped_listener_loses_nothing(pg: Any) -> None:
     db, make = pg
-    a, b = make(), make()
-    await a.start()
-    await b.start()
+    a, b = await started(make(), make())
     sub_b = b.subscribe()
     connects = b.connects
     b.drop_connection()
