@@ -92,10 +92,13 @@ _INSERT_LEGS = insert(CallLeg)
 _INSERT_TRANSFERS = insert(Transfer)
 _INSERT_RECORDINGS = insert(Recording)
 _INSERT_LOGS = insert(CallLogEntry)
-# The keys ``_update_many`` updates rows by.
-_LEG_KEY = (_LEGS.c.call_id == bindparam("_call_id")) & (_LEGS.c.uniqueid == bindparam("_uniqueid"))
-_CALL_KEY = _CALLS.c.id == bindparam("_id")
-_REQUEST_KEY = _REQUESTS.c.id == bindparam("_id")
+# The key ``_update_many`` updates each table's rows by.
+_UPDATE_KEYS: dict[str, tuple[Any, ColumnElement[bool]]] = {
+    CallLeg.__tablename__: (_LEGS, (_LEGS.c.call_id == bindparam("_call_id"))
+                            & (_LEGS.c.uniqueid == bindparam("_uniqueid"))),
+    Call.__tablename__: (_CALLS, _CALLS.c.id == bindparam("_id")),
+    Request.__tablename__: (_REQUESTS, _REQUESTS.c.id == bindparam("_id")),
+}
 
 
 @dataclass(slots=True)
@@ -235,15 +238,13 @@ class Rows:
         if st.dirty_legs:
             _update_many(conn, _LEGS, (
                 ({"_call_id": call.id, "_uniqueid": leg.uniqueid}, leg.changes)
-                for call, leg in st.dirty_legs),
-                _LEG_KEY)
+                for call, leg in st.dirty_legs))
             for _call, leg in st.dirty_legs:
                 leg.changes = {}
             st.dirty_legs.clear()
         if st.dirty_calls:
             _update_many(conn, _CALLS, (
-                ({"_id": call.id}, call.changes) for call in st.dirty_calls.values()),
-                _CALL_KEY)
+                ({"_id": call.id}, call.changes) for call in st.dirty_calls.values()))
             for call in st.dirty_calls.values():
                 call.changes = {}
             st.dirty_calls.clear()
@@ -251,8 +252,7 @@ class Rows:
             _update_many(conn, _REQUESTS, (
                 ({"_id": req.id}, {**req.changes, **({"_version_inc": req.version_inc}
                                                      if req.version_inc else {})})
-                for req in st.dirty_reqs.values()),
-                _REQUEST_KEY)
+                for req in st.dirty_reqs.values()))
             for req in st.dirty_reqs.values():
                 req.changes = {}
                 req.version_inc = 0
@@ -330,8 +330,7 @@ class Rows:
 
 
 def _update_many(conn: Connection, table: Any,
-                 items: Iterable[tuple[dict[str, Any], dict[str, Any]]],
-                 where: ColumnElement[bool]) -> None:
+                 items: Iterable[tuple[dict[str, Any], dict[str, Any]]]) -> None:
     """UPDATE rows by key with ``executemany``: one statement per set of changed columns.
 
     ``_version_inc`` in the changes becomes ``version = version + :_version_inc``.
@@ -342,18 +341,19 @@ def _update_many(conn: Connection, table: Any,
             continue
         groups[tuple(sorted(changes))].append({**key, **{f"v_{k}": v for k, v in changes.items()}})
     for columns, rows in groups.items():
-        conn.execute(_update_by_key(table, columns, where), rows)
+        conn.execute(_update_by_key(table.name, columns), rows)
 
 
 @lru_cache(maxsize=256)
-def _update_by_key(table: Any, columns: tuple[str, ...], where: ColumnElement[bool]) -> Update:
+def _update_by_key(table_name: str, columns: tuple[str, ...]) -> Update:
+    table, key = _UPDATE_KEYS[table_name]
     values: dict[str, Any] = {}
     for column in columns:
         if column == "_version_inc":
             values["version"] = table.c.version + bindparam(f"v_{column}")
         else:
             values[column] = bindparam(f"v_{column}")
-    return update(table).where(where).values(values)
+    return update(table).where(key).values(values)
 
 
 def chunks(items: Sequence[Any], size: int = CHUNK) -> Iterator[Sequence[Any]]:
