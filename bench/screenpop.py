@@ -20,8 +20,9 @@ even the loopback delivery can lag by tens of ms when the kernel's softirq work 
 ksoftirqd, so "written → received by the client's kernel" is printed separately.
 
 Printed: p50 / p99 / max delay for the screen pop (the client bound to the ringing extension),
-split into AMI → published (intake and database), published → written to that client's
-socket (the hub) and written → received by the client's kernel; the delay for
+split into AMI → published (intake and database: the wait until the intake takes the event's
+batch, then that batch's transaction and the hop back to the loop), published → written to
+that client's socket (the hub) and written → received by the client's kernel; the delay for
 every recipient of the pop (fan-out to admins and operators); frames sent, slow consumers
 dropped, the service's garbage collections and RSS. Target: screen-pop p99 ≤ 20 ms.
 
@@ -190,10 +191,23 @@ def run_service(conn: Any, ami_port: int, clients: int, workdir: str,
 
         unwritten: dict[str, list[str]] = {}  # extension → pops published, not yet written
 
+        # When the intake took the batch that published each pop (its commit began).
+        batch_taken: dict[str, float] = {}
+        commit = services.intake._commit
+        taken_at = [0.0]
+
+        async def timed_commit(*args: Any, **kwargs: Any) -> bool:
+            taken_at[0] = time.monotonic()
+            return await commit(*args, **kwargs)
+
+        services.intake._commit = timed_commit  # type: ignore[method-assign]
+
         def timed_publish(note: Any) -> None:
             if note.type == "call.ringing":
                 key = f"{note.request_number}|{note.data['extension']}"
                 published[key] = time.monotonic()
+                if ingest:
+                    batch_taken[key] = taken_at[0]
                 unwritten.setdefault(str(note.data["extension"]), []).append(key)
             publish(note)
 
@@ -258,7 +272,7 @@ def run_service(conn: Any, ami_port: int, clients: int, workdir: str,
                 select(Request.linkedid, Request.number))}
         conn.send(("report", {f"{lid}|{ext}": t for (lid, ext), t in arrivals.items()},
                    numbers, _rss_kib(), hub.sent, hub.dropped_slow, len(hub.connections),
-                   services.health(), published, written, pauses.stop()))
+                   services.health(), published, written, pauses.stop(), batch_taken))
         await loop.run_in_executor(None, conn.recv)  # "stop"
         await runner.cleanup()
         await services.stop()
@@ -526,7 +540,7 @@ async def run_once(args: argparse.Namespace, instances: int) -> tuple[list[float
         conn.send("report")
         reports.append(await loop.run_in_executor(None, conn.recv))
     (_, arrivals, numbers, rss, sent, dropped, connected, health, _published, _written,
-     gc_pauses) = reports[0]
+     gc_pauses, batch_taken) = reports[0]
     for other in reports[1:]:
         sent += other[4]
         dropped += other[5]
@@ -545,6 +559,8 @@ async def run_once(args: argparse.Namespace, instances: int) -> tuple[list[float
     pops_by_instance: list[list[float]] = [[] for _ in range(instances)]
     fanout: list[float] = []
     journal: list[float] = []  # AMI arrival → notification published (intake, database)
+    to_batch: list[float] = []  # AMI arrival → the intake took the batch (waiting for one)
+    in_batch: list[float] = []  # the batch taken → published (its transaction, the hop back)
     hub: list[float] = []      # published → frame at the bound client (websocket hub)
     to_socket: list[float] = []  # published → written to the bound client's socket
     delivery: list[float] = []   # written → received by the client's kernel (loopback TCP)
@@ -566,6 +582,10 @@ async def run_once(args: argparse.Namespace, instances: int) -> tuple[list[float
             local_at = published_at_instance[index].get(f"{number}|{ext}")
             if published_at is not None and local_at is not None:
                 journal.append((published_at - started_at) * 1000)
+                taken = batch_taken.get(f"{number}|{ext}")
+                if taken is not None:
+                    to_batch.append((taken - started_at) * 1000)
+                    in_batch.append((published_at - taken) * 1000)
                 hub.append((at - local_at) * 1000)
                 written_at = written_at_instance[index].get(f"{number}|{ext}")
                 if written_at is not None:
@@ -584,6 +604,8 @@ async def run_once(args: argparse.Namespace, instances: int) -> tuple[list[float
             print(line(f"  screen pop on instance {'AB'[index]} ({role})", values))
     print(line("call.ringing, every recipient", fanout))
     print(line("  of the pop: AMI → published (intake + database)", journal))
+    print(line("    AMI → its batch taken by the intake (tracker, the batch before)", to_batch))
+    print(line("    batch taken → published (the transaction, back to the loop)", in_batch))
     print(line("  of the pop: published on the client's instance → client (hub)", hub))
     print(line("    published → written to the socket (service)", to_socket))
     print(line("    written → received by the client's kernel", delivery))
