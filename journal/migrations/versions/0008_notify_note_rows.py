@@ -2,10 +2,10 @@
 
 Revision 0008. Another instance's screen pop no longer waits for reads of the outbox and of
 the request's scope: the trigger also sends ``'<schema> <id> <row and scope as JSON>'`` on
-``hotline_note_rows`` (only
-``'<schema> <id>'`` when the row would not fit a NOTIFY payload, which stops at 8000 bytes;
-the listener then reads it). ``hotline_notes`` keeps its old payload, so an instance still
-running the previous release carries on during a rolling upgrade. SQLite: nothing to do.
+``hotline_note_rows`` (only ``'<schema> <id>'`` when the row would not fit a NOTIFY payload,
+which stops at 8000 bytes; the listener then reads it). ``hotline_notes`` keeps its old
+payload, so an instance still running the previous release carries on during a rolling
+upgrade. SQLite: nothing to do.
 """
 
 from __future__ import annotations
