@@ -210,6 +210,23 @@ async def test_click_to_call_without_the_pbx_is_503_in_russian(
     assert harness.services.callbacks.as_dict() == {}
 
 
+async def test_click_to_call_refused_by_the_pbx_is_502_and_not_left_pending(
+        make_settings: Any, start_service: Any, replay_peer: Any, monkeypatch: Any) -> None:
+    from hotline.web import control
+
+    async def refusing(_ami: Any, _action: dict[str, str]) -> dict[str, str]:
+        return {"Response": "Error", "Message": "Originate failed"}
+
+    harness = await journal_with(["s01-answered-l1"], make_settings, start_service, replay_peer)
+    await wait_for(lambda: harness.services.ami is not None
+                   and harness.services.ami.state == "connected")
+    monkeypatch.setattr(control, "send_originate", refusing)
+    status, data = await call(harness, "POST", "/api/v1/requests/1/callback", "op201", {})
+    assert status == 502 and data["error"]["code"] == "originate_failed"
+    assert data["error"]["message"] == "АТС отклонила вызов: Originate failed"
+    assert harness.services.callbacks.as_dict() == {}
+
+
 async def test_urgent_intervention_records_who_was_contacted_and_the_feedback(
         make_settings: Any, start_service: Any, replay_peer: Any) -> None:
     harness = await journal_with(["s01-answered-l1"], make_settings, start_service, replay_peer)

@@ -115,9 +115,14 @@ async def place_callback(services: WebServices, action: dict[str, str], number: 
         services.callbacks.withdraw(number)
         raise
     answer = response[0] if isinstance(response, list) and response else response
-    if hasattr(answer, "get") and str(answer.get("Response", "")).lower() == "error":
+    if refused(answer):
         services.callbacks.withdraw(number)
     return answer
+
+
+def refused(answer: Any) -> bool:
+    """Did the PBX refuse the Originate (``Response: Error``)?"""
+    return hasattr(answer, "get") and str(answer.get("Response", "")).lower() == "error"
 
 
 async def send_originate(ami: Any, action: dict[str, str], timeout_s: float = 10.0) -> Any:

@@ -20,7 +20,7 @@ from sqlalchemy.ext.asyncio import AsyncSession
 from hotline.web.api import etag_of, get_visible_request
 from hotline.web.auth import current_user, remote_of
 from hotline.web.context import SERVICES
-from hotline.web.control import originate_via_ingester, place_callback
+from hotline.web.control import originate_via_ingester, place_callback, refused
 from hotline.web.errors import ApiError
 from hotline.web.params import ascii_int
 from journal.access import Action, Scope, report_slice, require, scope_of
@@ -219,22 +219,16 @@ async def click_to_call(request: web.Request) -> web.Response:
         record(session, found, user, "callback_call", at, number=number,
                extension=user.extension)
         audit(session, user, "callback_call", found.number, remote_of(request), number=number)
-        if forward:
-            try:
-                answer = await originate_via_ingester(request.app, action, number, found.id)
-            except ConnectionError:
-                raise _ami_unavailable() from None
-            if "error" in answer:
-                raise _ami_unavailable()
-            if str(answer.get("Response", "")).lower() == "error":
-                raise ApiError(502, "originate_failed",
-                               f"АТС отклонила вызов: {answer.get('Message', '')}".strip())
-            return Outcome(found)
         try:
-            answer = await place_callback(services, action, number, found.id)
+            if forward:
+                answer = await originate_via_ingester(request.app, action, number, found.id)
+            else:
+                answer = await place_callback(services, action, number, found.id)
         except (ConnectionError, TimeoutError):
             raise _ami_unavailable() from None
-        if hasattr(answer, "get") and str(answer.get("Response", "")).lower() == "error":
+        if forward and "error" in answer:  # the ingester could not reach the PBX
+            raise _ami_unavailable()
+        if refused(answer):
             raise ApiError(502, "originate_failed",
                            f"АТС отклонила вызов: {answer.get('Message', '')}".strip())
         return Outcome(found)
