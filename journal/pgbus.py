@@ -245,9 +245,9 @@ def _note_of_json(note_id: int, row_json: str) -> Note | None:
     try:
         row = json.loads(row_json)
         payload = row["payload"]
-        note = stored_note(note_id, str(row["type"]), row["request_number"],
-                           payload if isinstance(payload, dict) else None,
-                           datetime.fromisoformat(row["at"]).astimezone(UTC))
+        note = note_of({**row, "id": note_id,
+                        "payload": payload if isinstance(payload, dict) else None,
+                        "at": datetime.fromisoformat(row["at"]).astimezone(UTC)})
         scope = row.get("scope")
         if isinstance(scope, list) and len(scope) == 3:
             level, smo, corruption = scope
