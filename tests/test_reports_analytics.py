@@ -18,7 +18,7 @@ from journal.models import Call, Request
 from journal.report_files import period_title
 from journal.reports import parse_period
 from journal.users import Principal
-from tests.test_reports import build, periods_of, seconds
+from tests.test_reports import MSK, build, periods_of, seconds
 from tests.test_workflow import call, get
 
 FUND = "ТФОМС Московской области"
@@ -76,7 +76,7 @@ async def test_every_report_matches_the_hand_counted_journal(
     harness = await journal(make_settings, start_service, replay_peer)
     created = (await get(harness, 1))["created_at"]
     month, quarter, previous = periods_of(created)
-    day = datetime.fromisoformat(created).astimezone().strftime("%Y-%m-%d")
+    day = datetime.fromisoformat(created).astimezone(MSK).strftime("%Y-%m-%d")  # the fund's day
 
     data = await report(harness, "by_period", month, "auditor")
     assert section(data, "by_period")["rows"] == [
