@@ -126,7 +126,7 @@ async def test_call_backs_done_on_time_are_counted(
                {"due_at": due.isoformat()})
     status, _ = await call(harness, "POST", "/api/v1/requests/2/callback/done", "op101", {})
     assert status == 200
-    period = due.astimezone().strftime("%Y-%m")
+    period = due.astimezone(MSK).strftime("%Y-%m")  # the fund's month, as reports count
     status, report = await call(harness, "GET", f"/api/v1/reports/summary?period={period}",
                                 "admin")
     assert report["callbacks"] == {"due": 2, "done": 1, "done_on_time": 1, "overdue_open": 0}
