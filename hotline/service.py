@@ -25,6 +25,7 @@ from journal.celsource import CelSource
 from journal.completeness import CompletenessReport, check_day
 from journal.db import Database
 from journal.intake import Intake
+from journal.intake.early import EarlyPops
 from journal.leadership import Leadership
 from journal.outbox import Outbox
 from journal.pending_callbacks import PendingCallbacks
@@ -106,6 +107,8 @@ class Services:
         services = cls(settings, db, bus, buffer, tracker, pipeline, intake,
                        AuditWriter(db.engine), callbacks, outbox)
         intake.on_committed = services._after_commit
+        intake.early = EarlyPops(db, outbox)
+        pipeline.listeners.append(intake.early.seen)
         if settings.bus == "postgresql":
             services.leadership = Leadership(
                 settings.database_url, f"hotline-ingest:{db_schema or 'public'}:"
@@ -118,6 +121,7 @@ class Services:
         upgrade`), start the bus and intake; then restore open calls and start the AMI client
         — at once, or (several instances) once this instance is elected its PBX's ingester."""
         await self.db.require_current_schema()
+        await self.db.open_writer()
         await self.bus.start()
         self.tasks.append(asyncio.create_task(self._run_intake(), name="intake"))
         recordings = self.recordings
@@ -253,6 +257,8 @@ class Services:
             with contextlib.suppress(asyncio.CancelledError, Exception):
                 await task
         self.tasks.clear()
+        if self.intake.early is not None:
+            await self.intake.early.close()
         for hook in self.stop_hooks:
             try:
                 await hook()

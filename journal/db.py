@@ -95,6 +95,16 @@ class Database:
         event loop."""
         return await self._writer.run(work)
 
+    async def open_writer(self) -> None:
+        """Connect the writer now (service start), not at the first call's write."""
+        await self._writer.open()
+
+    def write_soon(self, work: Callable[[Connection], None],
+                   done: Callable[[BaseException | None], None]) -> None:
+        """One statement not waited for, beside the intake's batch (journal/writer.py);
+        ``done`` is called on this loop once it is committed, or with the exception."""
+        self._writer.write_soon(work, done)
+
     async def dispose(self) -> None:
         """Close every connection (the database object stays usable: it reconnects)."""
         await self.engine.dispose()

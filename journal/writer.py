@@ -11,6 +11,12 @@ most of a screen pop's delay. Here a whole transaction is one hand-over from the
 
 ``work`` is synchronous SQLAlchemy Core over a ``Connection``; it is committed when it returns
 and rolled back when it raises.
+
+``write_soon`` is for one statement the caller does not wait for (an early screen pop's note,
+journal/intake/early.py): handed over without a turn of the loop, it runs beside the batch in
+progress on PostgreSQL (its own connection, autocommitted, not waiting for the WAL flush: such
+a row may be lost in a database crash, a journal fact never is) and right after it on SQLite;
+``done`` is called on the loop once it is committed, or with the exception.
 """
 
 from __future__ import annotations
@@ -18,7 +24,7 @@ from __future__ import annotations
 import asyncio
 import threading
 from collections.abc import Callable
-from concurrent.futures import ThreadPoolExecutor
+from concurrent.futures import Future, ThreadPoolExecutor
 from typing import Any, Protocol, TypeVar
 
 from sqlalchemy import Engine, event
@@ -27,10 +33,15 @@ from sqlalchemy.ext.asyncio import AsyncEngine, create_async_engine
 
 T = TypeVar("T")
 Work = Callable[[Connection], T]
+Done = Callable[[BaseException | None], None]
 
 
 class Writer(Protocol):
+    async def open(self) -> None: ...
+
     async def run(self, work: Work[T]) -> T: ...
+
+    def write_soon(self, work: Work[None], done: Done) -> None: ...
 
     async def close(self) -> None: ...
 
@@ -45,6 +56,10 @@ class SqliteWriter:
         event.listen(self._engine, "connect", on_connect)
         self._thread: ThreadPoolExecutor | None = None  # started on first use
 
+    async def open(self) -> None:
+        """Connect now, not at the first write."""
+        await self.run(lambda conn: None)
+
     async def run(self, work: Work[T]) -> T:
         if self._thread is None:
             self._thread = ThreadPoolExecutor(1, thread_name_prefix="sqlite-writer")
@@ -55,6 +70,22 @@ class SqliteWriter:
                 return work(conn)
 
         return await asyncio.get_running_loop().run_in_executor(self._thread, in_thread)
+
+    def write_soon(self, work: Work[None], done: Done) -> None:
+        if self._thread is None:
+            self._thread = ThreadPoolExecutor(1, thread_name_prefix="sqlite-writer")
+        engine, loop = self._engine, asyncio.get_running_loop()
+
+        def in_thread() -> None:
+            try:
+                with engine.begin() as conn:
+                    work(conn)
+            except Exception as exc:
+                loop.call_soon_threadsafe(done, exc)
+            else:
+                loop.call_soon_threadsafe(done, None)
+
+        self._thread.submit(in_thread)
 
     async def close(self) -> None:
         """Close the connection (the writer stays usable: it reconnects)."""
@@ -72,6 +103,8 @@ class LoopWriter:
         self._engine_kwargs = engine_kwargs
         self._loop: asyncio.AbstractEventLoop | None = None  # started on first use
         self._engine: AsyncEngine | None = None
+        self._soon: AsyncEngine | None = None  # write_soon's: autocommit, no WAL flush wait
+        self._soon_running: set[Future[None]] = set()
         self._thread: threading.Thread | None = None
 
     def _start(self) -> asyncio.AbstractEventLoop:
@@ -79,8 +112,28 @@ class LoopWriter:
         thread = threading.Thread(target=loop.run_forever, name="db-writer", daemon=True)
         thread.start()
         self._loop, self._thread = loop, thread
-        self._engine = create_async_engine(self._url, **self._engine_kwargs)
+        kwargs = self._engine_kwargs
+        self._engine = create_async_engine(self._url, **kwargs)
+        connect_args = dict(kwargs.get("connect_args") or {})
+        connect_args["server_settings"] = {**connect_args.get("server_settings", {}),
+                                           "synchronous_commit": "off"}
+        self._soon = create_async_engine(
+            self._url, **{**kwargs, "connect_args": connect_args, "pool_size": 1,
+                          "max_overflow": 1, "isolation_level": "AUTOCOMMIT"})
         return loop
+
+    async def open(self) -> None:
+        """Connect both pools now: the first pop must not wait for a connection."""
+        loop = self._loop or self._start()
+        engine, soon = self._engine, self._soon
+        assert engine is not None and soon is not None
+
+        async def in_thread() -> None:
+            for pool in (engine, soon):
+                async with pool.connect():
+                    pass
+
+        await asyncio.wrap_future(asyncio.run_coroutine_threadsafe(in_thread(), loop))
 
     async def run(self, work: Work[T]) -> T:
         loop = self._loop or self._start()
@@ -93,12 +146,39 @@ class LoopWriter:
 
         return await asyncio.wrap_future(asyncio.run_coroutine_threadsafe(in_thread(), loop))
 
+    def write_soon(self, work: Work[None], done: Done) -> None:
+        loop = self._loop or self._start()
+        soon, caller = self._soon, asyncio.get_running_loop()
+        assert soon is not None
+
+        async def in_thread() -> None:
+            try:
+                async with soon.connect() as conn:
+                    await conn.run_sync(work)
+            except Exception as exc:
+                caller.call_soon_threadsafe(done, exc)
+            else:
+                caller.call_soon_threadsafe(done, None)
+
+        running = asyncio.run_coroutine_threadsafe(in_thread(), loop)
+        self._soon_running.add(running)
+        running.add_done_callback(self._soon_running.discard)
+
     async def close(self) -> None:
-        loop, thread, engine = self._loop, self._thread, self._engine
-        self._loop = self._thread = self._engine = None
-        if loop is None or thread is None or engine is None:
+        loop, thread, engine, soon = self._loop, self._thread, self._engine, self._soon
+        self._loop = self._thread = self._engine = self._soon = None
+        if loop is None or thread is None or engine is None or soon is None:
             return
+        # A write not waited for must not be left mid-statement on a stopped loop (holding its
+        # locks): let it finish, or cancel it.
+        running = [asyncio.wrap_future(f) for f in list(self._soon_running)]
+        if running:
+            _done, late = await asyncio.wait(running, timeout=2)
+            for waiting in late:
+                waiting.cancel()
+            await asyncio.wait(running, timeout=2)
         await asyncio.wrap_future(asyncio.run_coroutine_threadsafe(engine.dispose(), loop))
+        await asyncio.wrap_future(asyncio.run_coroutine_threadsafe(soon.dispose(), loop))
         loop.call_soon_threadsafe(loop.stop)
         await asyncio.get_running_loop().run_in_executor(None, thread.join)
         loop.close()

@@ -41,6 +41,8 @@ class EventPipeline:
         self._clock = clock or (lambda: datetime.now(UTC))
         # Optional probe (benchmarks): sees every call event as it is produced; None = no cost.
         self.observer: Callable[[CallEvent], None] | None = None
+        # Told every call event as it is produced, before the intake writes it (early pops).
+        self.listeners: list[Callable[[CallEvent], None]] = []
 
     def feed(self, headers: Headers) -> None:
         """One AMI message (an event; responses are not fed here)."""
@@ -76,6 +78,13 @@ class EventPipeline:
                 observer(call_event)
             self.buffer.put(call_event)
         self.stats.call_events += len(produced)
+        for listener in self.listeners:
+            for call_event in produced:
+                try:
+                    listener(call_event)
+                except Exception:  # a listener's bug must not cost the AMI session
+                    self.stats.errors += 1
+                    log.exception("pipeline.listener_failed")
 
     def _remember(self, text: str) -> None:
         errors = self.stats.last_errors

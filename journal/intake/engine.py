@@ -6,8 +6,10 @@ from the ``counters`` row, updated in the same transaction as the insert, so num
 gap-free and never reused; the (pbx, Linkedid) unique key makes replay, reconnect and restart
 idempotent, and a concurrent writer that lost the race simply retries the batch.
 Notifications are published only after the commit: a screen pop never names an uncommitted
-request. The transaction is synchronous SQLAlchemy Core run by ``Database.transact`` in the
-database writer's own thread (journal/writer.py), one hand-over from the busy event loop.
+request (a phone that rings once its request is committed is popped at once by
+journal/intake/early.py, which the intake tells what each commit wrote). The transaction is
+synchronous SQLAlchemy Core run by ``Database.transact`` in the database writer's own thread
+(journal/writer.py), one hand-over from the busy event loop.
 
 How a batch is applied (the speed comes from here, the result is the same as applying the
 events one by one): the rows the batch touches are read once (calls by Linkedid, their legs,
@@ -36,6 +38,7 @@ from sqlalchemy.engine import Connection
 from sqlalchemy.exc import DBAPIError, IntegrityError
 
 from journal.db import Database
+from journal.intake.early import EarlyPops
 from journal.intake.rows import Rows
 from journal.intake.rules import EventRules
 from journal.intake.state import Batch
@@ -45,7 +48,7 @@ from journal.numbering import take_numbers
 from journal.outbox import Outbox
 from journal.pending_callbacks import PendingCallbacks
 from telephony.buffer import SpillingBuffer
-from telephony.callevents import EVENT_TYPES, CallEvent, CallStarted
+from telephony.callevents import EVENT_TYPES, CallEvent, CallStarted, LegRinging
 
 log = structlog.get_logger(__name__)
 
@@ -96,6 +99,8 @@ class Intake:
         self.last_commit_at: datetime | None = None
         # Optional probe (benchmarks): called with each batch right after its commit.
         self.commit_observer: Callable[[Sequence[CallEvent]], None] | None = None
+        # Told each committed batch's calls, so their ringing phones pop at once.
+        self.early: EarlyPops | None = None
         # Originations requested through the service (the web layer registers them).
         self.callbacks = callbacks if callbacks is not None else PendingCallbacks()
         self.rows = Rows(pbx_id, db.is_sqlite, self.callbacks, missed_callback_attempts)
@@ -161,9 +166,12 @@ class Intake:
 
     async def _commit(self, batch: Sequence[CallEvent], attempts: int = 5,
                       amend: Collection[str] = ()) -> bool:
+        early = self.early
+        claimed = frozenset(e.uniqueid for e in batch if type(e) is LegRinging
+                            and early.claimed(e.uniqueid)) if early is not None else frozenset()
         for attempt in range(attempts):
             notes: list[Note] = []
-            state = Batch(amend=set(amend))
+            state = Batch(amend=set(amend), claimed=claimed)
             try:
                 await self.db.transact(partial(self._transaction, st=state, batch=batch,
                                                notes=notes))
@@ -185,6 +193,10 @@ class Intake:
         self.last_commit_at = datetime.now(UTC)
         if self.commit_observer is not None:
             self.commit_observer(batch)
+        if early is not None:
+            early.remember(state)
+            if claimed:
+                await early.published(claimed)
         self.outbox.publish(notes)
         if self.on_committed is not None:
             await self.on_committed(batch)

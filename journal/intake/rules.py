@@ -120,7 +120,7 @@ class EventRules:
                    extension=event.extension, queue=event.queue or None, rang_at=event.at)
         st.log(call, event.at, "ringing", extension=event.extension, queue=event.queue)
         req = call.request
-        if req is not None and req.number is not None:
+        if req is not None and req.number is not None and event.uniqueid not in st.claimed:
             note = call_ringing(req.number, event.at, req.scope,
                                 caller_number=req.caller_number, extension=event.extension,
                                 queue=event.queue)

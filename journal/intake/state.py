@@ -35,6 +35,8 @@ class BatchRequest:
     row: dict[str, Any] | None = None  # pending INSERT (a request new in this batch)
     changes: dict[str, Any] = field(default_factory=dict)  # pending UPDATE of a stored row
     version_inc: int = 0
+    # A new request's caller's earlier requests, read when it is written (for early pops).
+    history: list[dict[str, Any]] | None = None
 
     def bump_version(self) -> None:
         if self.row is not None:
@@ -117,6 +119,8 @@ class Batch:
     # Ended calls that may still learn facts (CEL backfill of a call the live path closed
     # by reconciliation, blind to its end).
     amend: set[str] = field(default_factory=set)
+    # Ringing legs popped as they rang (journal/intake/early.py stored their note).
+    claimed: frozenset[str] = frozenset()
 
     # The pending changes: a new row's INSERT values, or a stored row's UPDATE.
     def add_leg(self, call: BatchCall, uniqueid: str, *, channel: str = "",
