@@ -126,7 +126,7 @@ async def end_to_end(database_url: str, schema: str | None, port: int, events: i
                 if started is not None:
                     delays.append(now - started)
 
-    services.pipeline.observer = observe
+    services.pipeline.listeners.append(observe)
     services.intake.commit_observer = committed
     feed = services.pipeline.feed
 

@@ -29,8 +29,9 @@ from sqlalchemy.ext.asyncio import AsyncSession
 from journal.models import Request
 
 HISTORY_LIMIT = 10
-# SQLite refuses more than 500 terms in one compound SELECT.
-HISTORY_CHUNK = 200
+# Callers per statement: statements are padded to a power of two up to this (few shapes to
+# build and keep; a UNION of hundreds costs SQLAlchemy most of a second to compile).
+HISTORY_CHUNK = 32
 # Pages ask in UNIONs of this many: SQLAlchemy compiles a UNION of n subqueries in time growing
 # fast with n (~0.7 s for 100 on the shared machine, once per n); 8 keeps that first compile
 # small and the round trips few (100 histories, warm: ~20 ms; SQLite, 100,000 requests).
@@ -44,13 +45,15 @@ def histories_select(wanted: Sequence[tuple[str, int, int | None]]
     (caller_normalized, created_at) index, in one statement (a UNION ALL) and its parameters.
     Rows: (index in ``wanted``, number, created_at, status, topic)."""
     bounded = any(before is not None for _caller, _limit, before in wanted)
+    size = 1 << max(0, len(wanted) - 1).bit_length()
+    padded = [*wanted, *[("", 0, None)] * (size - len(wanted))]  # LIMIT 0: no rows
     params: dict[str, Any] = {}
-    for index, (caller, limit, before) in enumerate(wanted):
+    for index, (caller, limit, before) in enumerate(padded):
         params[f"c{index}"] = caller
         params[f"l{index}"] = limit
         if bounded:
             params[f"b{index}"] = _NO_BOUND if before is None else before
-    return _template(len(wanted), bounded), params
+    return _template(size, bounded), params
 
 
 # Building a UNION of many subqueries costs SQLAlchemy ~1 ms a part (and compiling it more):

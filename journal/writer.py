@@ -60,20 +60,21 @@ class SqliteWriter:
         """Connect now, not at the first write."""
         await self.run(lambda conn: None)
 
-    async def run(self, work: Work[T]) -> T:
+    def _executor(self) -> ThreadPoolExecutor:
         if self._thread is None:
             self._thread = ThreadPoolExecutor(1, thread_name_prefix="sqlite-writer")
+        return self._thread
+
+    async def run(self, work: Work[T]) -> T:
         engine = self._engine
 
         def in_thread() -> T:
             with engine.begin() as conn:
                 return work(conn)
 
-        return await asyncio.get_running_loop().run_in_executor(self._thread, in_thread)
+        return await asyncio.get_running_loop().run_in_executor(self._executor(), in_thread)
 
     def write_soon(self, work: Work[None], done: Done) -> None:
-        if self._thread is None:
-            self._thread = ThreadPoolExecutor(1, thread_name_prefix="sqlite-writer")
         engine, loop = self._engine, asyncio.get_running_loop()
 
         def in_thread() -> None:
@@ -85,7 +86,7 @@ class SqliteWriter:
             else:
                 loop.call_soon_threadsafe(done, None)
 
-        self._thread.submit(in_thread)
+        self._executor().submit(in_thread)
 
     async def close(self) -> None:
         """Close the connection (the writer stays usable: it reconnects)."""
@@ -119,7 +120,7 @@ class LoopWriter:
                                            "synchronous_commit": "off"}
         self._soon = create_async_engine(
             self._url, **{**kwargs, "connect_args": connect_args, "pool_size": 1,
-                          "max_overflow": 1, "isolation_level": "AUTOCOMMIT"})
+                          "max_overflow": 0, "isolation_level": "AUTOCOMMIT"})
         return loop
 
     async def open(self) -> None:

@@ -39,9 +39,8 @@ class EventPipeline:
         self.buffer = buffer
         self.stats = PipelineStats()
         self._clock = clock or (lambda: datetime.now(UTC))
-        # Optional probe (benchmarks): sees every call event as it is produced; None = no cost.
-        self.observer: Callable[[CallEvent], None] | None = None
-        # Told every call event as it is produced, before the intake writes it (early pops).
+        # Told every call event as it is produced, before the intake can take it (the early
+        # screen pops, journal/intake/early.py; benchmarks' probes).
         self.listeners: list[Callable[[CallEvent], None]] = []
 
     def feed(self, headers: Headers) -> None:
@@ -72,10 +71,7 @@ class EventPipeline:
     def emit(self, produced: list[CallEvent]) -> None:
         if not produced:
             return
-        observer = self.observer
         for call_event in produced:
-            if observer is not None:
-                observer(call_event)
             self.buffer.put(call_event)
         self.stats.call_events += len(produced)
         for listener in self.listeners:

@@ -61,6 +61,10 @@ class EarlyPops:
         # Rings of calls whose start is not committed yet: popped when it is.
         self._waiting: OrderedDict[str, list[LegRinging]] = OrderedDict()
         self._storing: dict[str, asyncio.Future[None]] = {}  # by leg uniqueid
+        # Pops waiting for the store in flight: stored together next (one INSERT), so a burst
+        # of rings costs a round trip or two, not one each.
+        self._queued: list[tuple[str, Note]] = []
+        self._in_flight = False
         self.popped = 0
         self.failed = 0
 
@@ -138,22 +142,33 @@ class EarlyPops:
         self._claimed[event.uniqueid] = None
         _bound(self._claimed)
         self._storing[event.uniqueid] = asyncio.get_running_loop().create_future()
-        self.db.write_soon(partial(Outbox.store, notes=[note]),
-                           partial(self._stored, event.uniqueid, note))
+        self._queued.append((event.uniqueid, note))
+        if not self._in_flight:
+            self._store_queued()
         return note
 
-    def _stored(self, uniqueid: str, note: Note, error: BaseException | None) -> None:
+    def _store_queued(self) -> None:
+        queued, self._queued = self._queued, []
+        self._in_flight = True
+        self.db.write_soon(partial(Outbox.store, notes=[note for _uid, note in queued]),
+                           partial(self._stored, queued))
+
+    def _stored(self, stored: list[tuple[str, Note]], error: BaseException | None) -> None:
+        self._in_flight = False
+        notes = [note for _uid, note in stored]
         if error is not None:
-            # The page still gets its pop (without an id to resume from); the ringing itself
-            # is in the call's log and legs, written by its batch.
-            self.failed += 1
-            log.error("pop.early_not_stored", request_number=note.request_number,
-                      error=str(error)[:200])
-        self.popped += 1
-        self.outbox.publish([note])
-        storing = self._storing.pop(uniqueid, None)
-        if storing is not None:
-            storing.set_result(None)
+            # The pages still get their pops (without an id to resume from); the rings
+            # themselves are in the calls' logs and legs, written by their batches.
+            self.failed += len(notes)
+            log.error("pop.early_not_stored", pops=len(notes), error=str(error)[:200])
+        self.popped += len(notes)
+        self.outbox.publish(notes)
+        for uniqueid, _note in stored:
+            storing = self._storing.pop(uniqueid, None)
+            if storing is not None:
+                storing.set_result(None)
+        if self._queued:
+            self._store_queued()
 
     async def close(self) -> None:
         """Let the pops in flight be stored and published (service stop)."""

@@ -327,7 +327,16 @@ class Rows:
         many more rows as the batch has new requests of that caller, so that leaving out the
         ones created after the ring still leaves HISTORY_LIMIT.
         """
-        callers = list(dict.fromkeys(pop.caller for pop in st.pops))
+        asked: list[Pop] = []
+        for pop in st.pops:
+            known = pop.request.history
+            if known is None:
+                asked.append(pop)
+            else:  # a request new in this batch: read as it was written
+                pop.note.data["history"] = [
+                    {**item, "status": pop.statuses.get(item["number"], item["status"])}
+                    for item in known]
+        callers = list(dict.fromkeys(pop.caller for pop in asked))
         found: dict[str, list[Any]] = {}
         for chunk in chunks(callers, HISTORY_CHUNK):
             statement, params = histories_select(
@@ -336,7 +345,7 @@ class Rows:
             rows = grouped(conn.execute(statement, params))
             for index, caller in enumerate(chunk):
                 found[caller] = rows.get(index, [])
-        for pop in st.pops:
+        for pop in asked:
             def later_or_own(number: int, pop: Pop = pop) -> bool:
                 return number == pop.own_number or (number in st.new_numbers
                                                     and number > pop.last_new_number)

@@ -132,7 +132,7 @@ class EventRules:
                 st.pops.append(Pop(note, req.caller_normalized, req.number,
                                    st.last_new_number,
                                    {r.number: r.status for r in st.by_caller[req.caller_normalized]
-                                    if r.number is not None}))
+                                    if r.number is not None}, req))
 
     def _ring_no_answer(self, st: Batch, call: BatchCall, event: LegRingNoAnswer,
                         notes: list[Note]) -> None:

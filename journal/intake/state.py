@@ -87,6 +87,7 @@ class Pop:
     own_number: int | None
     last_new_number: int  # requests new in this batch with a higher number came later
     statuses: dict[int, str]  # status of batch-known requests of this caller at ring time
+    request: BatchRequest  # new in this batch: its history is read with it, no query here
 
 
 @dataclass(slots=True)
