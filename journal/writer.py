@@ -22,6 +22,7 @@ a row may be lost in a database crash, a journal fact never is) and right after 
 from __future__ import annotations
 
 import asyncio
+import contextlib
 import threading
 from collections.abc import Callable
 from concurrent.futures import Future, ThreadPoolExecutor
@@ -78,13 +79,14 @@ class SqliteWriter:
         engine, loop = self._engine, asyncio.get_running_loop()
 
         def in_thread() -> None:
+            outcome: BaseException | None = None
             try:
                 with engine.begin() as conn:
                     work(conn)
             except Exception as exc:
-                loop.call_soon_threadsafe(done, exc)
-            else:
-                loop.call_soon_threadsafe(done, None)
+                outcome = exc
+            with contextlib.suppress(RuntimeError):  # its loop is closed: nobody waits
+                loop.call_soon_threadsafe(done, outcome)
 
         self._executor().submit(in_thread)
 
@@ -156,9 +158,13 @@ class LoopWriter:
             try:
                 async with soon.connect() as conn:
                     await conn.run_sync(work)
-            except Exception as exc:
-                caller.call_soon_threadsafe(done, exc)
-            else:
+            except BaseException as exc:  # cancelled by close() too: the caller must know
+                with contextlib.suppress(RuntimeError):  # its loop is closed: nobody waits
+                    caller.call_soon_threadsafe(done, exc)
+                if not isinstance(exc, Exception):
+                    raise
+                return
+            with contextlib.suppress(RuntimeError):
                 caller.call_soon_threadsafe(done, None)
 
         running = asyncio.run_coroutine_threadsafe(in_thread(), loop)

@@ -24,7 +24,15 @@ from telephony.callevents import (
 )
 from tests.conftest import trace_items
 from tests.helpers import wait_for
-from tests.test_ws_events import S01, S04, connect, service_for, signed_in, start_ami
+from tests.test_ws_events import (
+    S01,
+    S04,
+    Client,
+    connect,
+    service_for,
+    signed_in,
+    start_ami,
+)
 
 AT = datetime(2026, 12, 7, 9, 0, tzinfo=UTC)
 
@@ -48,6 +56,17 @@ def has(kind: type) -> Callable[[Sequence[CallEvent]], bool]:
     return lambda batch: any(type(e) is kind for e in batch)
 
 
+async def s01_and_operator(make_settings: Any, start_service: Any,
+                           replay_peer: Any) -> tuple[Any, Client]:
+    """One recorded call at its recorded pace (the phone rings 40 ms after the call starts)
+    and the page of the operator whose phone rings, connected before it."""
+    harness = await service_for(trace_items(S01), make_settings, start_service, replay_peer,
+                                speed=1)
+    operator = await connect(harness, await signed_in(harness, "op101", "operator",
+                                                      extension="101"))
+    return harness, operator
+
+
 async def ringing_notes(services: Any) -> int:
     async with services.db.session() as session:
         return int(await session.scalar(select(func.count()).select_from(Notification)
@@ -56,11 +75,8 @@ async def ringing_notes(services: Any) -> int:
 
 async def test_the_pop_leaves_as_the_phone_rings_while_its_batch_waits(
         make_settings: Any, start_service: Any, replay_peer: Any) -> None:
-    harness = await service_for(trace_items(S01), make_settings, start_service, replay_peer,
-                                speed=1)
+    harness, operator = await s01_and_operator(make_settings, start_service, replay_peer)
     services = harness.services
-    operator = await connect(harness, await signed_in(harness, "op101", "operator",
-                                                      extension="101"))
     gate = hold_batches(services, has(LegRinging))
     start_ami(services)
     # The ringing's batch is held, and the pop is there all the same, numbered and stored.
@@ -90,11 +106,8 @@ async def test_the_pop_leaves_as_the_phone_rings_while_its_batch_waits(
 
 async def test_a_ring_while_its_call_start_is_written_pops_at_that_commit(
         make_settings: Any, start_service: Any, replay_peer: Any) -> None:
-    harness = await service_for(trace_items(S01), make_settings, start_service, replay_peer,
-                                speed=1)
+    harness, operator = await s01_and_operator(make_settings, start_service, replay_peer)
     services = harness.services
-    operator = await connect(harness, await signed_in(harness, "op101", "operator",
-                                                      extension="101"))
     rang = asyncio.Event()
     services.pipeline.listeners.append(
         lambda event: rang.set() if type(event) is LegRinging else None)
@@ -135,11 +148,8 @@ async def test_rings_after_a_transfer_wait_for_their_batch(
 
 async def test_a_pop_whose_note_cannot_be_stored_still_reaches_the_page(
         make_settings: Any, start_service: Any, replay_peer: Any) -> None:
-    harness = await service_for(trace_items(S01), make_settings, start_service, replay_peer,
-                                speed=1)
+    harness, operator = await s01_and_operator(make_settings, start_service, replay_peer)
     services = harness.services
-    operator = await connect(harness, await signed_in(harness, "op101", "operator",
-                                                      extension="101"))
 
     def refused(_work: Any, done: Callable[[BaseException | None], None]) -> None:
         asyncio.get_running_loop().call_soon(done, RuntimeError("database gone"))
@@ -263,3 +273,20 @@ async def test_rules_the_rings_batch_publishes_after_the_pop() -> None:
     assert [n.request_number for n in recorder.published] == [7]
     await early.published(["u1"])  # nothing left to wait for
     await early.close()
+
+
+async def test_rules_a_writer_that_refuses_the_store_costs_no_later_pop() -> None:
+    early, recorder = pops()
+    store = recorder.write_soon
+
+    def closed(work: Any, done: Callable[[BaseException | None], None]) -> None:
+        raise RuntimeError("cannot schedule new futures after shutdown")
+
+    recorder.write_soon = closed  # type: ignore[method-assign]
+    early.remember(committed("L1", 7, history=[]))
+    early.seen(ring("L1", "u1"))
+    recorder.write_soon = store  # type: ignore[method-assign]
+    early.seen(ring("L1", "u2", "102"))
+    assert [(n.data["extension"], n.id) for n in recorder.published] == [("101", None),
+                                                                         ("102", 1)]
+    assert early.failed == 1

@@ -150,8 +150,11 @@ class EarlyPops:
     def _store_queued(self) -> None:
         queued, self._queued = self._queued, []
         self._in_flight = True
-        self.db.write_soon(partial(Outbox.store, notes=[note for _uid, note in queued]),
-                           partial(self._stored, queued))
+        try:
+            self.db.write_soon(partial(Outbox.store, notes=[note for _uid, note in queued]),
+                               partial(self._stored, queued))
+        except Exception as exc:  # the writer could not take it: the pops go out unstored
+            self._stored(queued, exc)
 
     def _stored(self, stored: list[tuple[str, Note]], error: BaseException | None) -> None:
         self._in_flight = False
