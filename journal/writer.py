@@ -85,8 +85,7 @@ class SqliteWriter:
                     work(conn)
             except Exception as exc:
                 outcome = exc
-            with contextlib.suppress(RuntimeError):  # its loop is closed: nobody waits
-                loop.call_soon_threadsafe(done, outcome)
+            _report(loop, done, outcome)
 
         self._executor().submit(in_thread)
 
@@ -155,17 +154,16 @@ class LoopWriter:
         assert soon is not None
 
         async def in_thread() -> None:
+            outcome: BaseException | None = None
             try:
                 async with soon.connect() as conn:
                     await conn.run_sync(work)
-            except BaseException as exc:  # cancelled by close() too: the caller must know
-                with contextlib.suppress(RuntimeError):  # its loop is closed: nobody waits
-                    caller.call_soon_threadsafe(done, exc)
-                if not isinstance(exc, Exception):
-                    raise
-                return
-            with contextlib.suppress(RuntimeError):
-                caller.call_soon_threadsafe(done, None)
+            except Exception as exc:
+                outcome = exc
+            except BaseException as exc:  # cancelled by close(): the caller must know too
+                _report(caller, done, exc)
+                raise
+            _report(caller, done, outcome)
 
         running = asyncio.run_coroutine_threadsafe(in_thread(), loop)
         self._soon_running.add(running)
@@ -189,3 +187,9 @@ class LoopWriter:
         loop.call_soon_threadsafe(loop.stop)
         await asyncio.get_running_loop().run_in_executor(None, thread.join)
         loop.close()
+
+
+def _report(loop: asyncio.AbstractEventLoop, done: Done, outcome: BaseException | None) -> None:
+    """Tell a ``write_soon`` caller, on its own loop, how the write ended."""
+    with contextlib.suppress(RuntimeError):  # its loop is closed: nobody waits any more
+        loop.call_soon_threadsafe(done, outcome)

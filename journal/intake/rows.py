@@ -336,7 +336,7 @@ class Rows:
                 pop.note.data["history"] = [
                     {**item, "status": pop.statuses.get(item["number"], item["status"])}
                     for item in known]
-        callers = list(dict.fromkeys(pop.caller for pop in asked))
+        callers = list(dict.fromkeys(pop.request.caller_normalized for pop in asked))
         found: dict[str, list[Any]] = {}
         for chunk in chunks(callers, HISTORY_CHUNK):
             statement, params = histories_select(
@@ -347,9 +347,10 @@ class Rows:
                 found[caller] = rows.get(index, [])
         for pop in asked:
             def later_or_own(number: int, pop: Pop = pop) -> bool:
-                return number == pop.own_number or (number in st.new_numbers
-                                                    and number > pop.last_new_number)
-            pop.note.data["history"] = pick(found.get(pop.caller, ()), later_or_own, pop.statuses)
+                return number == pop.request.number or (number in st.new_numbers
+                                                        and number > pop.last_new_number)
+            pop.note.data["history"] = pick(found.get(pop.request.caller_normalized, ()),
+                                            later_or_own, pop.statuses)
         st.pops.clear()
 
 

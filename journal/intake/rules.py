@@ -129,10 +129,9 @@ class EventRules:
                 # The history is read when this run is written; what it must not show yet
                 # (requests of later calls in the batch) and the statuses as they are now
                 # are noted here.
-                st.pops.append(Pop(note, req.caller_normalized, req.number,
-                                   st.last_new_number,
+                st.pops.append(Pop(note, req, st.last_new_number,
                                    {r.number: r.status for r in st.by_caller[req.caller_normalized]
-                                    if r.number is not None}, req))
+                                    if r.number is not None}))
 
     def _ring_no_answer(self, st: Batch, call: BatchCall, event: LegRingNoAnswer,
                         notes: list[Note]) -> None:

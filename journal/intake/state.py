@@ -83,11 +83,9 @@ class Pop:
     """A screen pop whose history is filled in when its run of events is written."""
 
     note: Note
-    caller: str
-    own_number: int | None
+    request: BatchRequest  # new in this batch: its history was read with it, no query here
     last_new_number: int  # requests new in this batch with a higher number came later
     statuses: dict[int, str]  # status of batch-known requests of this caller at ring time
-    request: BatchRequest  # new in this batch: its history is read with it, no query here
 
 
 @dataclass(slots=True)
