@@ -520,8 +520,12 @@ async def run_once(args: argparse.Namespace, instances: int) -> tuple[list[float
     received: list[tuple[int, str, str, float, float]] = []
     counts = [0]
     t0 = time.monotonic()
-    # Call n rings extension 1000 + n: the first `calls` users are the ones that get pops.
-    ringing, rest = tokens[:args.calls], tokens[args.calls:]
+    # Call n (1…calls) rings extension 1000 + n: those users' pages are the ones that get pops.
+    # (Before 2026-12-07 this took the first `calls` users, extensions 1000…1099, so call 100's
+    # page sat among the 900 unstamped, niced ones and its delay was that process's.)
+    rings = {str(1000 + n) for n in range(1, args.calls + 1)}
+    ringing = [t for t in tokens if t[0] in rings]
+    rest = [t for t in tokens if t[0] not in rings]
     group_conn, group_child = ctx.Pipe()
     group = ctx.Process(target=run_client_group, args=(group_child, ports, ringing),
                         daemon=True)
