@@ -216,8 +216,10 @@ def run_service(conn: Any, ami_port: int, clients: int, workdir: str,
         early._pop = timed_early_pop  # type: ignore[method-assign]
 
         def timed_publish(note: Any) -> None:
-            if note.type == "call.ringing":
-                key = f"{note.request_number}|{note.data['extension']}"
+            key = f"{note.request_number}|{note.data.get('extension')}"
+            # The first publication only: on PostgreSQL an instance's own NOTIFY may hand a
+            # pop out before the writer thread's reply does (the bus drops the later one).
+            if note.type == "call.ringing" and key not in published:
                 published[key] = time.monotonic()
                 if ingest and key not in early_keys:
                     batch_taken[key] = taken_at[0]
