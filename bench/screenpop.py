@@ -15,9 +15,11 @@ service and from the measured pages (the service itself is not favoured: it runs
 
 The clients whose phones ring time each frame by the kernel's receive timestamp on their
 socket (``SO_TIMESTAMPNS``), which is the frame's arrival at the client; when their process then
-got a core to read it is printed too. On this kind of machine (everything on two shared cores)
-even the loopback delivery can lag by tens of ms when the kernel's softirq work is deferred to
-ksoftirqd, so "written → received by the client's kernel" is printed separately.
+got a core to read it is printed too. On loopback the kernel stamps a TCP segment as it
+enters the receiving side, which runs inside the service's send, so "written → received by
+the client's kernel" is near zero unless something holds the segment (it is printed to show
+that). TCP stamps a read with its last segment: a pop read together with a later frame would
+carry the later one's time, which is why these pages live in a process of their own.
 
 Printed: p50 / p99 / max delay for the screen pop (the client bound to the ringing extension),
 split into AMI → published (intake and database: the wait until the intake takes the event's
