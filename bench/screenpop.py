@@ -524,9 +524,8 @@ async def run_once(args: argparse.Namespace, instances: int) -> tuple[list[float
     received: list[tuple[int, str, str, float, float]] = []
     counts = [0]
     t0 = time.monotonic()
-    # Call n (1…calls) rings extension 1000 + n: those users' pages are the ones that get pops.
-    # (Before 2026-12-07 this took the first `calls` users, extensions 1000…1099, so call 100's
-    # page sat among the 900 unstamped, niced ones and its delay was that process's.)
+    # Call n (1…calls) rings extension 1000 + n: those users' pages get the pops (and are
+    # stamped); users are numbered from extension 1000, so not the first `calls` of them.
     rings = {str(1000 + n) for n in range(1, args.calls + 1)}
     ringing = [t for t in tokens if t[0] in rings]
     rest = [t for t in tokens if t[0] not in rings]
