@@ -26,7 +26,8 @@ split into AMI → published (intake and database: the wait until the intake tak
 batch, then that batch's transaction and the hop back to the loop), published → written to
 that client's socket (the hub) and written → received by the client's kernel; the delay for
 every recipient of the pop (fan-out to admins and operators); frames sent, slow consumers
-dropped, the service's garbage collections and RSS. Target: screen-pop p99 ≤ 20 ms.
+dropped, the service's garbage collections and RSS, and how busy the machine was (a saturated
+machine measures its scheduler). Target: screen-pop p99 ≤ 20 ms.
 
     .venv/bin/python bench/screenpop.py [--clients 1000] [--calls 100] [--stagger 0.05]
 
@@ -130,6 +131,24 @@ class GcPauses:
 
         gc.callbacks.remove(self._callback)
         return self.pauses
+
+
+def _cpu_times() -> tuple[int, int]:
+    """The machine's (busy, all) CPU ticks so far, from /proc/stat."""
+    fields = [int(v) for v in Path("/proc/stat").read_text().split("\n", 1)[0].split()[1:]]
+    idle = fields[3] + fields[4]  # idle, iowait
+    return sum(fields) - idle, sum(fields)
+
+
+async def sample_cpu(busy: list[float], every_s: float = 0.5) -> None:
+    """The machine's busy share of each ``every_s`` while the calls run (until cancelled)."""
+    before = _cpu_times()
+    while True:
+        await asyncio.sleep(every_s)
+        now = _cpu_times()
+        if now[1] > before[1]:
+            busy.append((now[0] - before[0]) / (now[1] - before[1]))
+        before = now
 
 
 def _rss_kib() -> tuple[int, int]:
@@ -548,7 +567,10 @@ async def run_once(args: argparse.Namespace, instances: int) -> tuple[list[float
     for conn, _process in services:
         conn.send("start")
     started = time.monotonic()
+    busy: list[float] = []
+    sampler = asyncio.create_task(sample_cpu(busy))
     await loop.run_in_executor(None, peer_conn.recv)  # the PBX sent everything
+    sampler.cancel()
     # Let the last calls' frames arrive.
     last = -1
     while counts[0] != last:
@@ -579,6 +601,7 @@ async def run_once(args: argparse.Namespace, instances: int) -> tuple[list[float
     pops_by_instance: list[list[float]] = [[] for _ in range(instances)]
     fanout: list[float] = []
     journal: list[float] = []  # AMI arrival → notification published (intake, database)
+    standby: list[float] = []  # AMI arrival → published on a standby (+ the NOTIFY)
     to_batch: list[float] = []  # AMI arrival → the intake took the batch (waiting for one)
     in_batch: list[float] = []  # the batch taken → published (its transaction, the hop back)
     hub: list[float] = []      # published → frame at the bound client (websocket hub)
@@ -607,6 +630,8 @@ async def run_once(args: argparse.Namespace, instances: int) -> tuple[list[float
                     to_batch.append((taken - started_at) * 1000)
                     in_batch.append((published_at - taken) * 1000)
                 hub.append((at - local_at) * 1000)
+                if index:
+                    standby.append((local_at - started_at) * 1000)
                 written_at = written_at_instance[index].get(f"{number}|{ext}")
                 if written_at is not None:
                     to_socket.append((written_at - local_at) * 1000)
@@ -624,6 +649,8 @@ async def run_once(args: argparse.Namespace, instances: int) -> tuple[list[float
             print(line(f"  screen pop on instance {'AB'[index]} ({role})", values))
     print(line("call.ringing, every recipient", fanout))
     print(line("  of the pop: AMI → published (intake + database)", journal))
+    if instances > 1:
+        print(line("    … and published on the standby (+ its NOTIFY), its pages' pops", standby))
     print(f"    popped as it rang (journal/intake/early.py: the request committed before the "
           f"ring, or at that commit): {len(journal) - len(to_batch)} of {len(journal)}")
     print(line("    by the ring's own batch: AMI → the batch taken by the intake (tracker, the "
@@ -638,6 +665,9 @@ async def run_once(args: argparse.Namespace, instances: int) -> tuple[list[float
     print("ingesting service's garbage collections while the calls ran: " + (", ".join(
         f"generation {gen}: {len(ms)}, longest {max(ms):.1f} ms"
         for gen, ms in sorted(gc_pauses.items())) or "none"))
+    if busy:
+        print(f"machine's CPU busy while the PBX sent (every 0.5 s, all cores): mean "
+              f"{statistics.mean(busy):.0%}, busiest {max(busy):.0%}")
     print(f"ingesting service's RSS: {rss[0] / 1024:.0f} MiB now, {rss[1] / 1024:.0f} MiB peak "
           f"({rss_idle[0] / 1024:.0f} MiB before the clients connected)")
     target = args.target_ms if instances == 1 else args.target_two_ms
