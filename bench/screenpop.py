@@ -1,8 +1,8 @@
 """Screen-pop latency: 1,000 websocket clients, 100 concurrent calls replayed over TCP AMI.
 
-Four processes on loopback: the AMI replay peer, the service (SQLite in a temporary folder,
-HTTP on 127.0.0.1), one holding the 100 clients whose phones ring, and this one holding the
-other 900 websocket clients. The s01 trace is copied 100 times with fresh ids
+Processes on loopback: the AMI replay peer, the service (SQLite in a temporary folder,
+HTTP on 127.0.0.1), one holding the 100 clients whose phones ring, one holding the other 900
+websocket clients, and this one, which only starts them and reports. The s01 trace is copied 100 times with fresh ids
 (``refresh_ids``), each copy ringing its own extension (1001…1100), and the copies are
 interleaved (one call starting every ``--stagger`` seconds), so about 100 calls
 are in progress at once. The service records when each phone's ``Newstate`` Ringing arrives (the
@@ -11,7 +11,10 @@ CLOCK_MONOTONIC is system-wide on Linux, so the two are comparable.
 
 The process holding the other 900 clients (they stand for browsers on other machines) runs at
 ``--load-nice`` 10 by default: on a two-core machine at equal priority it takes the CPU from the
-service and from the measured pages (the service itself is not favoured: it runs at 0).
+service and from the measured pages (the service itself is not favoured: it runs at 0). Only
+that process is niced: until 2026-12-07 this one was, after the first run, so that the
+two-instance run's services, PBX peer and ringing pages inherited nice 10 and competed with
+the load at equal priority.
 
 The clients whose phones ring time each frame by the kernel's receive timestamp on their
 socket (``SO_TIMESTAMPNS``), which is the frame's arrival at the client; when their process then
@@ -483,20 +486,28 @@ async def run_clients(ports: list[int], tokens: list[tuple[str, str]], ready: as
     return transports
 
 
-def run_client_group(conn: Any, ports: list[int], tokens: list[tuple[str, str]]) -> None:
-    """The clients whose phones ring, in a process of their own: an operator's page does not
-    share a CPU with 900 other pages, so their event loop must not be the one draining 900
-    sockets in epoll order before it sees the pop."""
+def run_client_group(conn: Any, ports: list[int], tokens: list[tuple[str, str]],
+                     stamped: bool, nice: int) -> None:
+    """A group of pages in a process of its own. The pages whose phones ring are stamped by the
+    kernel and are not niced: an operator's page does not share a CPU with 900 other pages, so
+    their event loop must not be the one draining 900 sockets in epoll order before it sees
+    the pop. The other pages stand for browsers on other machines: niced, so that on a shared
+    two-core machine they do not take the CPU from the service (only this process is niced:
+    a niced parent would hand its niceness to every process it starts afterwards)."""
+    if nice:
+        os.nice(nice)
 
     async def main() -> None:
         ready = asyncio.Event()
         received: list[tuple[int, str, str, float, float]] = []
         counts = [0]
-        sockets = await run_clients(ports, tokens, ready, received, counts, stamped=True)
-        await asyncio.wait_for(ready.wait(), 120)
+        sockets = await run_clients(ports, tokens, ready, received, counts, stamped=stamped)
+        await asyncio.wait_for(ready.wait(), 180)
         conn.send(("ready", len(sockets)))
-        await asyncio.get_running_loop().run_in_executor(None, conn.recv)  # "report"
-        conn.send((received, counts[0]))
+        loop = asyncio.get_running_loop()
+        while await loop.run_in_executor(None, conn.recv) == "count":
+            conn.send(counts[0])
+        conn.send((received, counts[0]))  # "report"
         for transport in sockets:
             transport.close()
 
@@ -539,31 +550,34 @@ async def run_once(args: argparse.Namespace, instances: int) -> tuple[list[float
         services.append((other_conn, other))
         ports.append((await loop.run_in_executor(None, other_conn.recv))[1])
 
-    ready = asyncio.Event()
-    received: list[tuple[int, str, str, float, float]] = []
-    counts = [0]
     t0 = time.monotonic()
     # Call n (1…calls) rings extension 1000 + n: those users' pages get the pops (and are
     # stamped); users are numbered from extension 1000, so not the first `calls` of them.
     rings = {str(1000 + n) for n in range(1, args.calls + 1)}
-    ringing = [t for t in tokens if t[0] in rings]
-    rest = [t for t in tokens if t[0] not in rings]
-    group_conn, group_child = ctx.Pipe()
-    group = ctx.Process(target=run_client_group, args=(group_child, ports, ringing),
-                        daemon=True)
-    group.start()
-    _, ringing_connected = await loop.run_in_executor(None, group_conn.recv)
-    if args.load_nice and not getattr(args, "_niced", False):
-        # The other 900 pages stand for browsers on other machines: here they share two cores
-        # with the service and the measured pages, and at equal priority they starve both.
-        os.nice(args.load_nice)
-        args._niced = True
-    sockets = await run_clients(ports, rest, ready, received, counts) if rest else []
-    if rest:
-        await asyncio.wait_for(ready.wait(), 180)
-    print(f"{len(sockets) + ringing_connected} websocket clients connected to {instances} "
-          f"instance(s) in {time.monotonic() - t0:.1f} s ({ringing_connected} bound to ringing "
-          f"phones, in their own process)")
+    groups: list[tuple[Any, Any]] = []  # (pipe, process): the ringing pages, the rest
+    connected_pages = []
+    for stamped, group_tokens, nice in (
+            (True, [t for t in tokens if t[0] in rings], 0),
+            (False, [t for t in tokens if t[0] not in rings], args.load_nice)):
+        if not group_tokens:
+            continue
+        group_conn, group_child = ctx.Pipe()
+        group = ctx.Process(target=run_client_group,
+                            args=(group_child, ports, group_tokens, stamped, nice), daemon=True)
+        group.start()
+        groups.append((group_conn, group))
+        connected_pages.append((await loop.run_in_executor(None, group_conn.recv))[1])
+    print(f"{sum(connected_pages)} websocket clients connected to {instances} "
+          f"instance(s) in {time.monotonic() - t0:.1f} s ({connected_pages[0]} bound to ringing "
+          f"phones, in their own process; the rest in a process at nice {args.load_nice})")
+
+    async def frames_received() -> int:
+        total = 0
+        for group_conn, _group in groups:
+            group_conn.send("count")
+            total += await loop.run_in_executor(None, group_conn.recv)
+        return total
+
     for conn, _process in services:
         conn.send("start")
     started = time.monotonic()
@@ -572,10 +586,11 @@ async def run_once(args: argparse.Namespace, instances: int) -> tuple[list[float
     await loop.run_in_executor(None, peer_conn.recv)  # the PBX sent everything
     sampler.cancel()
     # Let the last calls' frames arrive.
-    last = -1
-    while counts[0] != last:
-        last = counts[0]
+    last, now_received = -1, await frames_received()
+    while now_received != last:
+        last = now_received
         await asyncio.sleep(1.0)
+        now_received = await frames_received()
     elapsed = time.monotonic() - started
     reports = []
     for conn, _process in services:
@@ -591,11 +606,14 @@ async def run_once(args: argparse.Namespace, instances: int) -> tuple[list[float
     published_at_instance = [r[8] for r in reports]
     written_at_instance = [r[9] for r in reports]
 
-    group_conn.send("report")
-    group_received, group_count = await loop.run_in_executor(None, group_conn.recv)
-    received.extend(group_received)
-    counts[0] += group_count
-    group.join(10)
+    received: list[tuple[int, str, str, float, float]] = []
+    frames = 0
+    for group_conn, group in groups:
+        group_conn.send("report")
+        group_received, group_count = await loop.run_in_executor(None, group_conn.recv)
+        received.extend(group_received)
+        frames += group_count
+        group.join(10)
     by_number = {n: lid for lid, n in numbers.items()}
     pops: list[float] = []
     pops_by_instance: list[list[float]] = [[] for _ in range(instances)]
@@ -639,7 +657,7 @@ async def run_once(args: argparse.Namespace, instances: int) -> tuple[list[float
                     reading.append((read_at - at) * 1000)
 
     print(f"{args.calls} calls ({len(numbers)} requests), {health['pipeline']['messages']} AMI "
-          f"messages in {elapsed:.1f} s; {sent} frames sent, {counts[0]} received, "
+          f"messages in {elapsed:.1f} s; {sent} frames sent, {frames} received, "
           f"{dropped} slow consumers dropped, {connected} still connected")
     print(line("screen pop (bound client)" + (", across instances" if instances > 1 else ""),
                pops))
@@ -675,8 +693,6 @@ async def run_once(args: argparse.Namespace, instances: int) -> tuple[list[float
     print(f"target screen-pop p99 <= {target:.0f} ms ({instances} instance(s)): "
           f"{'met' if ok else 'NOT met'}")
 
-    for transport in sockets:
-        transport.close()
     # The standbys first: the ingesting one drops the schema.
     for conn, process in reversed(services):
         conn.send("stop")
