@@ -7,7 +7,7 @@ most of a screen pop's delay. Here a whole transaction is one hand-over from the
 
 - SQLite: a plain ``sqlite3`` connection in a one-thread executor (``SqliteWriter``);
 - PostgreSQL: a second event loop in a thread with its own asyncpg pool (``LoopWriter``) —
-  asyncpg is bound to the loop that opened its connections.
+  asyncpg is bound to the loop that opened its connections — and a third for ``write_soon``.
 
 ``work`` is synchronous SQLAlchemy Core over a ``Connection``; it is committed when it returns
 and rolled back when it raises.
@@ -98,22 +98,29 @@ class SqliteWriter:
 
 
 class LoopWriter:
-    """An event loop in a thread of its own, with its own async engine."""
+    """Event loops in threads of their own, with their own async engines: one for the
+    transactions, one for ``write_soon`` (so an early pop's note never waits behind the CPU
+    work of a batch between its statements)."""
 
     def __init__(self, url: URL | str, **engine_kwargs: Any) -> None:
         self._url = url
         self._engine_kwargs = engine_kwargs
         self._loop: asyncio.AbstractEventLoop | None = None  # started on first use
+        self._soon_loop: asyncio.AbstractEventLoop | None = None
         self._engine: AsyncEngine | None = None
         self._soon: AsyncEngine | None = None  # write_soon's: autocommit, no WAL flush wait
         self._soon_running: set[Future[None]] = set()
-        self._thread: threading.Thread | None = None
+        self._threads: list[threading.Thread] = []
 
     def _start(self) -> asyncio.AbstractEventLoop:
-        loop = asyncio.new_event_loop()
-        thread = threading.Thread(target=loop.run_forever, name="db-writer", daemon=True)
-        thread.start()
-        self._loop, self._thread = loop, thread
+        loops = []
+        for name in ("db-writer", "db-writer-soon"):
+            loop = asyncio.new_event_loop()
+            thread = threading.Thread(target=loop.run_forever, name=name, daemon=True)
+            thread.start()
+            loops.append(loop)
+            self._threads.append(thread)
+        self._loop, self._soon_loop = loops
         kwargs = self._engine_kwargs
         self._engine = create_async_engine(self._url, **kwargs)
         connect_args = dict(kwargs.get("connect_args") or {})
@@ -122,20 +129,20 @@ class LoopWriter:
         self._soon = create_async_engine(
             self._url, **{**kwargs, "connect_args": connect_args, "pool_size": 1,
                           "max_overflow": 0, "isolation_level": "AUTOCOMMIT"})
-        return loop
+        return loops[0]
 
     async def open(self) -> None:
         """Connect both pools now: the first pop must not wait for a connection."""
         loop = self._loop or self._start()
-        engine, soon = self._engine, self._soon
-        assert engine is not None and soon is not None
+        engine, soon, soon_loop = self._engine, self._soon, self._soon_loop
+        assert engine is not None and soon is not None and soon_loop is not None
 
-        async def in_thread() -> None:
-            for pool in (engine, soon):
-                async with pool.connect():
-                    pass
+        async def connect(pool: AsyncEngine) -> None:
+            async with pool.connect():
+                pass
 
-        await asyncio.wrap_future(asyncio.run_coroutine_threadsafe(in_thread(), loop))
+        await asyncio.wrap_future(asyncio.run_coroutine_threadsafe(connect(engine), loop))
+        await asyncio.wrap_future(asyncio.run_coroutine_threadsafe(connect(soon), soon_loop))
 
     async def run(self, work: Work[T]) -> T:
         loop = self._loop or self._start()
@@ -149,9 +156,10 @@ class LoopWriter:
         return await asyncio.wrap_future(asyncio.run_coroutine_threadsafe(in_thread(), loop))
 
     def write_soon(self, work: Work[None], done: Done) -> None:
-        loop = self._loop or self._start()
-        soon, caller = self._soon, asyncio.get_running_loop()
-        assert soon is not None
+        if self._loop is None:
+            self._start()
+        soon, soon_loop, caller = self._soon, self._soon_loop, asyncio.get_running_loop()
+        assert soon is not None and soon_loop is not None
 
         async def in_thread() -> None:
             outcome: BaseException | None = None
@@ -165,14 +173,15 @@ class LoopWriter:
                 raise
             _report(caller, done, outcome)
 
-        running = asyncio.run_coroutine_threadsafe(in_thread(), loop)
+        running = asyncio.run_coroutine_threadsafe(in_thread(), soon_loop)
         self._soon_running.add(running)
         running.add_done_callback(self._soon_running.discard)
 
     async def close(self) -> None:
-        loop, thread, engine, soon = self._loop, self._thread, self._engine, self._soon
-        self._loop = self._thread = self._engine = self._soon = None
-        if loop is None or thread is None or engine is None or soon is None:
+        loop, soon_loop, engine, soon = self._loop, self._soon_loop, self._engine, self._soon
+        threads, self._threads = self._threads, []
+        self._loop = self._soon_loop = self._engine = self._soon = None
+        if loop is None or soon_loop is None or engine is None or soon is None:
             return
         # A write not waited for must not be left mid-statement on a stopped loop (holding its
         # locks): let it finish, or cancel it.
@@ -183,10 +192,13 @@ class LoopWriter:
                 waiting.cancel()
             await asyncio.wait(running, timeout=2)
         await asyncio.wrap_future(asyncio.run_coroutine_threadsafe(engine.dispose(), loop))
-        await asyncio.wrap_future(asyncio.run_coroutine_threadsafe(soon.dispose(), loop))
-        loop.call_soon_threadsafe(loop.stop)
-        await asyncio.get_running_loop().run_in_executor(None, thread.join)
-        loop.close()
+        await asyncio.wrap_future(asyncio.run_coroutine_threadsafe(soon.dispose(), soon_loop))
+        for each in (loop, soon_loop):
+            each.call_soon_threadsafe(each.stop)
+        for thread in threads:
+            await asyncio.get_running_loop().run_in_executor(None, thread.join)
+        for each in (loop, soon_loop):
+            each.close()
 
 
 def _report(loop: asyncio.AbstractEventLoop, done: Done, outcome: BaseException | None) -> None:

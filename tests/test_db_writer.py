@@ -48,3 +48,39 @@ async def test_transact_commits_rolls_back_and_runs_off_the_loop(
     finally:
         await db.dispose()
 
+
+
+async def test_a_write_soon_does_not_wait_for_a_transaction_busy_in_its_thread(
+        db_url: tuple[str, str | None]) -> None:
+    """On PostgreSQL an early pop's note is stored beside the batch in progress, on a thread
+    of its own: a batch busy between two statements (CPU, not I/O) does not hold it up. On
+    SQLite (one writer) it is stored right after the batch."""
+    import asyncio
+
+    db = Database(db_url[0], schema=db_url[1])
+    await db.upgrade_schema()
+    try:
+        release = threading.Event()
+        order: list[str] = []
+
+        def busy_batch(conn: Connection) -> None:
+            _counter(conn)
+            release.wait(10)  # a long stretch of work inside the transaction
+            order.append("batch")
+
+        batch = asyncio.ensure_future(db.transact(busy_batch))
+        await asyncio.sleep(0.2)
+        stored = asyncio.get_running_loop().create_future()
+        db.write_soon(lambda conn: order.append("soon") and None,
+                      lambda error: stored.set_result(error))
+        if db.engine.dialect.name == "postgresql":
+            assert await asyncio.wait_for(stored, 5) is None
+            assert order == ["soon"]
+            release.set()
+        else:
+            release.set()
+            assert await asyncio.wait_for(stored, 5) is None
+        await batch
+        assert sorted(order) == ["batch", "soon"]
+    finally:
+        await db.dispose()
