@@ -390,7 +390,7 @@ async def test_call_events_are_judged_by_the_scope_the_intake_tells(
 async def test_the_ringing_phone_is_written_first_in_a_burst(
         make_settings: Any, start_service: Any, replay_peer: Any) -> None:
     """The hub writes a burst in slices; the connection of the phone that rings goes first,
-    ahead of connections still waiting from an earlier burst."""
+    ahead of connections still waiting from an earlier round."""
     from hotline.web.ws import HUB
 
     harness = await service_for(trace_items(S01), make_settings, start_service, replay_peer)
@@ -399,13 +399,50 @@ async def test_the_ringing_phone_is_written_first_in_a_burst(
     operator = await connect(harness, await signed_in(harness, "op101", "operator",
                                                       extension="101"))
     by_login = {c.user.login: c for c in hub.connections}
-    hub._to_write.extend([by_login["admin"]])  # left over from an earlier burst
+    hub._to_write.extend([by_login["admin"]])  # left over from an earlier round
     hub._queued_for_write.add(by_login["admin"])
     hub._order_writes([Note("call.ringing", "2026-01-01T00:00:00Z", 1, {"extension": "101"})])
-    assert list(hub._to_write) == [by_login["op101"], by_login["admin"]]
+    assert list(hub._urgent) == [by_login["op101"]]
     hub._order_writes([Note("call.answered", "2026-01-01T00:00:00Z", 1)])
-    assert list(hub._to_write) == [by_login["op101"], by_login["admin"]]  # no duplicates
+    assert list(hub._urgent) == [by_login["op101"]]  # no duplicates
     await hub._write_slice()
+    assert not hub._urgent and not hub._queued_urgent
     assert not hub._to_write and not hub._queued_for_write
     await admin.close()
     await operator.close()
+
+
+async def test_under_load_pages_get_notes_in_rounds_and_the_pop_at_once(
+        make_settings: Any, start_service: Any, replay_peer: Any) -> None:
+    """Notes that follow a round within ``round_every_s`` wait for the next round and reach
+    each page in one write; the page whose phone rings gets the pop at once, after what it
+    had queued, in order."""
+    from hotline.web.ws import HUB
+
+    harness = await service_for(trace_items(S01), make_settings, start_service, replay_peer)
+    hub = harness.server.app[HUB]
+    hub.round_every_s = 1.0
+    admin = await connect(harness, await signed_in(harness, "admin", "admin"))
+    ringing = await connect(harness, await signed_in(harness, "adm101", "admin",
+                                                     extension="101"))
+    bus = harness.services.bus
+
+    def updated() -> Note:
+        return Note("request.updated", "2026-01-01T00:00:00Z", 1, {"level": "1", "smo": None})
+
+    bus.publish(updated())  # after a quiet spell: written at once
+    await wait_for(lambda: admin.events and ringing.events, 5)
+    writes = hub.writes
+    bus.publish(updated())
+    bus.publish(Note("call.ringing", "2026-01-01T00:00:01Z", 1,
+                     {"extension": "101", "caller_number": "79001234567", "level": "1"}))
+    await wait_for(lambda: ringing.of_type("call.ringing"), 5)
+    assert [f["type"] for f in ringing.events] == \
+        ["request.updated", "request.updated", "call.ringing"]
+    assert len(admin.events) == 1  # its round is not due yet
+    await wait_for(lambda: len(admin.events) == 3, 5)
+    assert [f["type"] for f in admin.events] == \
+        ["request.updated", "request.updated", "call.ringing"]
+    assert hub.writes == writes + 2  # two notes, one write, to each page
+    await admin.close()
+    await ringing.close()

@@ -46,6 +46,9 @@ CLOSE_SESSION_ENDED = 4001
 CLOSE_GOING_AWAY = 1001
 MAX_WRITE_BUFFER = 1 << 20  # bytes a client may leave unread before it counts as slow
 WRITE_SLICE_S = 0.001  # fan-out work between two turns of the event loop
+# Under load, a round of writes to every page starts at most this often; what is published
+# meanwhile waits for the next round and goes out in the same write (a screen pop never waits).
+ROUND_EVERY_S = 0.1
 
 
 @dataclass(eq=False)
@@ -80,14 +83,22 @@ class Hub:
         self.watch_interval_s = 1.0
         self.revalidate_every_s = 30.0
         self.close_timeout_s = 2.0
-        self.sent = 0
+        self.round_every_s = ROUND_EVERY_S
+        self.sent = 0     # frames
+        self.writes = 0   # socket writes that carried them
         self.dropped_slow = 0
         self._verdicts: dict[int, tuple[RequestScope, RequestScope]] = {}
         self._watchdog: asyncio.Task[None] | None = None
         self._dispatcher: asyncio.Task[None] | None = None
         self._trigger: Subscription | None = None
-        self._to_write: deque[Connection] = deque()  # the dispatcher's work, in order
+        # The dispatcher's work: the phones that ring (at once), then the round in progress.
+        self._urgent: deque[Connection] = deque()
+        self._queued_urgent: set[Connection] = set()
+        self._to_write: deque[Connection] = deque()
         self._queued_for_write: set[Connection] = set()
+        self._round_due = False  # notes came since the last round began
+        self._next_round = 0.0   # loop time before which no new round begins
+        self.rounds = 0
         self._background: set[asyncio.Task[None]] = set()
 
     # ----------------------------------------------------------- lifecycle
@@ -160,27 +171,41 @@ class Hub:
         """Wake once per burst of notifications (not once per connection and notification)
         and write to every connection from its own bounded subscription queue.
 
-        The writes go out in slices of about ``WRITE_SLICE_S`` with a turn of the event loop
-        between them: one burst to a thousand sockets is ~10 ms of work, and in one piece it
-        would hold up the intake's commits and the AMI reader (the next screen pop) for that
-        long. A burst that arrives meanwhile is judged at once and its ringing phones go to
-        the front of what is left to write.
+        The connections whose phone rings in a burst are written at once (the screen pop, with
+        whatever was queued before it, in order). Every other connection is written in rounds:
+        one starts as soon as notes come after a quiet spell, then at most every
+        ``ROUND_EVERY_S``, so under load a page gets several notes in one write instead of a
+        write each — a write to a socket costs far more than the bytes in it. The writes go out
+        in slices of about ``WRITE_SLICE_S`` with a turn of the event loop between them: one
+        round to a thousand sockets is ~10 ms of work, and in one piece it would hold up the
+        intake's commits and the AMI reader (the next screen pop) for that long.
         """
         trigger = self._trigger = self.services.bus.subscribe(kind="ws-dispatch")
+        loop = asyncio.get_running_loop()
         try:
             while True:
-                if not self._to_write or not trigger.queue.empty():
-                    # Woken by a note, or (None) by ``_retry_later``.
-                    first = None if self._to_write else await trigger.queue.get()
-                    notes = [] if first is None else [first]
-                    while not trigger.queue.empty():
-                        notes.append(trigger.queue.get_nowait())
-                    trigger.overflowed = False  # only a wake-up call: connections have the notes
-                    if notes:
-                        await self._judge_all(notes)
-                        self._order_writes(notes)
+                self._begin_round(loop.time())
+                notes: list[Note] = []
+                if not self._urgent and not self._to_write:
+                    # Idle, or a round is due later: wait for a note or for that round.
+                    timer = loop.call_at(self._next_round, trigger.queue.wake) \
+                        if self._round_due else None
+                    try:
+                        first = await trigger.queue.get()  # None: woken without a note
+                    finally:
+                        if timer is not None:
+                            timer.cancel()
+                    if first is not None:
+                        notes.append(first)
+                while not trigger.queue.empty():
+                    notes.append(trigger.queue.get_nowait())
+                trigger.overflowed = False  # only a wake-up call: connections have the notes
+                if notes:
+                    await self._judge_all(notes)
+                    self._order_writes(notes)
+                    self._begin_round(loop.time())
                 await self._write_slice()
-                if self._to_write:
+                if self._urgent or self._to_write:
                     await asyncio.sleep(0)
         finally:
             self._trigger = None
@@ -196,28 +221,42 @@ class Hub:
             del self._verdicts[next(iter(self._verdicts))]
 
     def _order_writes(self, notes: list[Note]) -> None:
-        """Every connection is to be written, in this order: the phones that ring in this
-        burst first (the pop), then those still waiting from before, then the rest."""
+        """The phones that ring in this burst are to be written at once; every connection
+        in the next round."""
+        self._round_due = True
         ringing = {n.data.get("extension") for n in notes if n.type == "call.ringing"}
-        first = [c for c in self.connections if c.user.extension in ringing] if ringing else []
-        order = deque(first)
-        seen = set(first)
-        order.extend(c for c in self._to_write if c not in seen)
-        seen.update(self._to_write)
-        order.extend(c for c in self.connections if c not in seen)
-        self._to_write = order
-        self._queued_for_write = set(order)
+        if not ringing:
+            return
+        urgent, queued = self._urgent, self._queued_urgent
+        for conn in self.connections:
+            if conn.user.extension in ringing and conn not in queued:
+                urgent.append(conn)
+                queued.add(conn)
+
+    def _begin_round(self, now: float) -> None:
+        """Start a round of writes to every connection if one is due and the last one began
+        ``round_every_s`` ago (connections still waiting from before stay first)."""
+        if not self._round_due or now < self._next_round:
+            return
+        self._round_due = False
+        self._next_round = now + self.round_every_s
+        self.rounds += 1
+        queued = self._queued_for_write
+        fresh = [c for c in self.connections if c not in queued]
+        self._to_write.extend(fresh)
+        queued.update(fresh)
 
     async def _write_slice(self) -> None:
-        """Write connections from the front of ``_to_write`` for about ``WRITE_SLICE_S``."""
+        """Write connections for about ``WRITE_SLICE_S``: the ringing phones, then the round."""
         deadline = time.perf_counter() + WRITE_SLICE_S
-        to_write, queued = self._to_write, self._queued_for_write
-        while to_write:
-            conn = to_write.popleft()
-            queued.discard(conn)
-            await self.flush((conn,))
-            if time.perf_counter() >= deadline:
-                return
+        for to_write, queued in ((self._urgent, self._queued_urgent),
+                                 (self._to_write, self._queued_for_write)):
+            while to_write:
+                conn = to_write.popleft()
+                queued.discard(conn)
+                await self.flush((conn,))
+                if time.perf_counter() >= deadline:
+                    return
 
     def _retry_later(self, conns: list[Connection]) -> None:
         """Hand connections to the dispatcher (their socket was full, or they overflowed)."""
@@ -273,6 +312,7 @@ class Hub:
             # interleaves with aiohttp's own pings.
             transport.write(out[0] if len(out) == 1 else b"".join(out))
             self.sent += len(out)
+            self.writes += 1
 
     async def close(self, conn: Connection, code: int, reason: str) -> None:
         """Close with ``code``; a client that does not even take the close frame is cut."""
