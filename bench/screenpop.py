@@ -2,12 +2,12 @@
 
 Processes on loopback: the AMI replay peer, the service (SQLite in a temporary folder,
 HTTP on 127.0.0.1), one holding the 100 clients whose phones ring, one holding the other 900
-websocket clients, and this one, which only starts them and reports. The s01 trace is copied 100 times with fresh ids
-(``refresh_ids``), each copy ringing its own extension (1001…1100), and the copies are
-interleaved (one call starting every ``--stagger`` seconds), so about 100 calls
-are in progress at once. The service records when each phone's ``Newstate`` Ringing arrives (the
-pipeline's ``feed`` is wrapped); clients record when the ``call.ringing`` frame arrives.
-CLOCK_MONOTONIC is system-wide on Linux, so the two are comparable.
+websocket clients, and this one, which only starts them and reports. The s01 trace is copied
+100 times with fresh ids (``refresh_ids``), each copy ringing its own extension (1001…1100),
+and the copies are interleaved (one call starting every ``--stagger`` seconds), so about 100
+calls are in progress at once. The service records when each phone's ``Newstate`` Ringing
+arrives (the pipeline's ``feed`` is wrapped); clients record when the ``call.ringing`` frame
+arrives. CLOCK_MONOTONIC is system-wide on Linux, so the two are comparable.
 
 The process holding the other 900 clients (they stand for browsers on other machines) runs at
 ``--load-nice`` 10 by default: on a two-core machine at equal priority it takes the CPU from the
@@ -239,6 +239,33 @@ def run_service(conn: Any, ami_port: int, clients: int, workdir: str,
 
         early._pop = timed_early_pop  # type: ignore[method-assign]
 
+        # The early store's steps, per pop: handed to the writer, its thread began the INSERT,
+        # the INSERT committed (in the thread), the loop heard of it.
+        steps: dict[str, list[float]] = {}
+        write_soon = services.db.write_soon
+
+        def timed_write_soon(work: Any, done: Any) -> None:
+            keys = [f"{n.request_number}|{n.data.get('extension')}"
+                    for n in getattr(work, "keywords", {}).get("notes", ())]
+            for key in keys:
+                steps[key] = [time.monotonic()]
+
+            def timed_work(connection: Any) -> None:
+                began = time.monotonic()
+                work(connection)
+                ended = time.monotonic()
+                for key in keys:
+                    steps[key] += [began, ended]
+
+            def timed_done(outcome: Any) -> None:
+                for key in keys:
+                    steps[key].append(time.monotonic())
+                done(outcome)
+
+            write_soon(timed_work, timed_done)
+
+        services.db.write_soon = timed_write_soon  # type: ignore[method-assign]
+
         def timed_publish(note: Any) -> None:
             key = f"{note.request_number}|{note.data.get('extension')}"
             # The first publication only: on PostgreSQL an instance's own NOTIFY may hand a
@@ -310,8 +337,9 @@ def run_service(conn: Any, ami_port: int, clients: int, workdir: str,
             numbers = {lid: n for lid, n in await session.execute(
                 select(Request.linkedid, Request.number))}
         conn.send(("report", {f"{lid}|{ext}": t for (lid, ext), t in arrivals.items()},
-                   numbers, _rss_kib(), hub.sent, hub.dropped_slow, len(hub.connections),
-                   services.health(), published, written, pauses.stop(), batch_taken))
+                   numbers, _rss_kib(), (hub.sent, hub.writes), hub.dropped_slow,
+                   len(hub.connections),
+                   services.health(), published, written, pauses.stop(), batch_taken, steps))
         await loop.run_in_executor(None, conn.recv)  # "stop"
         await runner.cleanup()
         await services.stop()
@@ -597,9 +625,11 @@ async def run_once(args: argparse.Namespace, instances: int) -> tuple[list[float
         conn.send("report")
         reports.append(await loop.run_in_executor(None, conn.recv))
     (_, arrivals, numbers, rss, sent, dropped, connected, health, _published, _written,
-     gc_pauses, batch_taken) = reports[0]
+     gc_pauses, batch_taken, steps) = reports[0]
+    sent, writes = sent
     for other in reports[1:]:
-        sent += other[4]
+        sent += other[4][0]
+        writes += other[4][1]
         dropped += other[5]
         connected += other[6]
     # Published / written on the instance that serves each client.
@@ -627,6 +657,7 @@ async def run_once(args: argparse.Namespace, instances: int) -> tuple[list[float
     delivery: list[float] = []   # written → received by the client's kernel (loopback TCP)
     reading: list[float] = []    # received → read by the client process (its CPU wait)
     read_pops: list[float] = []  # the same, to when the client process read the frame
+    slowest: list[tuple[Any, ...]] = []  # each pop's steps, for the slowest ones
     for number, ext, client_ext, at, read_at in received:
         lid = by_number.get(number)
         started_at = arrivals.get(f"{lid}|{ext}")
@@ -641,6 +672,9 @@ async def run_once(args: argparse.Namespace, instances: int) -> tuple[list[float
             read_pops.append((read_at - started_at) * 1000)
             published_at = published_at_instance[0].get(f"{number}|{ext}")
             local_at = published_at_instance[index].get(f"{number}|{ext}")
+            slowest.append((delay_ms, index, started_at, steps.get(f"{number}|{ext}", []),
+                            published_at, local_at,
+                            written_at_instance[index].get(f"{number}|{ext}"), at))
             if published_at is not None and local_at is not None:
                 journal.append((published_at - started_at) * 1000)
                 taken = batch_taken.get(f"{number}|{ext}")
@@ -657,8 +691,8 @@ async def run_once(args: argparse.Namespace, instances: int) -> tuple[list[float
                     reading.append((read_at - at) * 1000)
 
     print(f"{args.calls} calls ({len(numbers)} requests), {health['pipeline']['messages']} AMI "
-          f"messages in {elapsed:.1f} s; {sent} frames sent, {frames} received, "
-          f"{dropped} slow consumers dropped, {connected} still connected")
+          f"messages in {elapsed:.1f} s; {sent} frames sent in {writes} writes, {frames} "
+          f"received, {dropped} slow consumers dropped, {connected} still connected")
     print(line("screen pop (bound client)" + (", across instances" if instances > 1 else ""),
                pops))
     if instances > 1:
@@ -680,6 +714,14 @@ async def run_once(args: argparse.Namespace, instances: int) -> tuple[list[float
     print(line("    written → received by the client's kernel", delivery))
     print(line("(received → read by the client process, waiting for a core)", reading))
     print(line("(screen pop as read by the client process)", read_pops))
+    print("the slowest pops, ms from the ring's AMI event: handed to the writer / its INSERT "
+          "began / committed / published on the ingesting instance / on the page's instance / "
+          "written / received")
+    for delay_ms, index, started_at, marks, published_at, local_at, written_at, at in sorted(
+            slowest, key=lambda r: r[0], reverse=True)[:4]:
+        stamps = [*marks[:3], published_at, local_at, written_at, at]
+        print(f"  {delay_ms:5.1f} on {'AB'[index]}: " + " / ".join(
+            "-" if t is None else f"{(t - started_at) * 1000:.1f}" for t in stamps))
     print("ingesting service's garbage collections while the calls ran: " + (", ".join(
         f"generation {gen}: {len(ms)}, longest {max(ms):.1f} ms"
         for gen, ms in sorted(gc_pauses.items())) or "none"))
