@@ -337,7 +337,7 @@ def run_service(conn: Any, ami_port: int, clients: int, workdir: str,
             numbers = {lid: n for lid, n in await session.execute(
                 select(Request.linkedid, Request.number))}
         conn.send(("report", {f"{lid}|{ext}": t for (lid, ext), t in arrivals.items()},
-                   numbers, _rss_kib(), (hub.sent, hub.writes), hub.dropped_slow,
+                   numbers, _rss_kib(), (hub.sent, getattr(hub, "writes", 0)), hub.dropped_slow,
                    len(hub.connections),
                    services.health(), published, written, pauses.stop(), batch_taken, steps))
         await loop.run_in_executor(None, conn.recv)  # "stop"
