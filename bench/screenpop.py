@@ -232,9 +232,13 @@ def run_service(conn: Any, ami_port: int, clients: int, workdir: str,
         assert early is not None
         early_pop = early._pop
 
+        popped_at: dict[str, float] = {}  # when each early pop was made
+
         def timed_early_pop(event: Any, committed: Any) -> Any:
             note = early_pop(event, committed)
-            early_keys.add(f"{note.request_number}|{note.data['extension']}")
+            key = f"{note.request_number}|{note.data['extension']}"
+            early_keys.add(key)
+            popped_at[key] = time.monotonic()
             return note
 
         early._pop = timed_early_pop  # type: ignore[method-assign]
@@ -339,7 +343,8 @@ def run_service(conn: Any, ami_port: int, clients: int, workdir: str,
         conn.send(("report", {f"{lid}|{ext}": t for (lid, ext), t in arrivals.items()},
                    numbers, _rss_kib(), (hub.sent, getattr(hub, "writes", 0)), hub.dropped_slow,
                    len(hub.connections),
-                   services.health(), published, written, pauses.stop(), batch_taken, steps))
+                   services.health(), published, written, pauses.stop(), batch_taken, steps,
+                   popped_at))
         await loop.run_in_executor(None, conn.recv)  # "stop"
         await runner.cleanup()
         await services.stop()
@@ -625,7 +630,7 @@ async def run_once(args: argparse.Namespace, instances: int) -> tuple[list[float
         conn.send("report")
         reports.append(await loop.run_in_executor(None, conn.recv))
     (_, arrivals, numbers, rss, sent, dropped, connected, health, _published, _written,
-     gc_pauses, batch_taken, steps) = reports[0]
+     gc_pauses, batch_taken, steps, popped_at) = reports[0]
     sent, writes = sent
     for other in reports[1:]:
         sent += other[4][0]
@@ -705,6 +710,19 @@ async def run_once(args: argparse.Namespace, instances: int) -> tuple[list[float
         print(line("    … and published on the standby (+ its NOTIFY), its pages' pops", standby))
     print(f"    popped as it rang (journal/intake/early.py: the request committed before the "
           f"ring, or at that commit): {len(journal) - len(to_batch)} of {len(journal)}")
+    waited_for_start: list[float] = []  # a ring that came while its call's start was written
+    queued_for_store: list[float] = []  # a pop made, waiting for the store in flight
+    for key, made in popped_at.items():
+        lid = by_number.get(int(key.split("|")[0]))
+        rang = arrivals.get(f"{lid}|{key.split('|')[1]}")
+        if rang is not None and (made - rang) * 1000 > 0.5:
+            waited_for_start.append((made - rang) * 1000)
+        if key in steps:
+            queued_for_store.append((steps[key][0] - made) * 1000)
+    print(line("      of them, rang before their call's start was committed: the wait",
+               waited_for_start))
+    print(line("      pop made → handed to the writer (a store in flight before it)",
+               [v for v in queued_for_store if v > 0.5]))
     print(line("    by the ring's own batch: AMI → the batch taken by the intake (tracker, the "
                "batch before)", to_batch))
     print(line("    by the ring's own batch: batch taken → published (the transaction, back to "
