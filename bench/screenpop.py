@@ -173,7 +173,7 @@ def run_service(conn: Any, ami_port: int, clients: int, workdir: str,
     from config import load_settings
     from hotline.assembly import build_services
     from hotline.logs import setup_logging
-    from hotline.runtime import settle_heap
+    from hotline.runtime import settle_heap, shorten_gil_switch
     from hotline.web.app import create_app
     from hotline.web.ws import HUB
     from journal.models import Request, User
@@ -309,6 +309,7 @@ def run_service(conn: Any, ami_port: int, clients: int, workdir: str,
         await site.start()
         port = site._server.sockets[0].getsockname()[1]  # type: ignore[union-attr]
         settle_heap()  # as `hotline serve` does once it listens
+        shorten_gil_switch()
         hub = app[HUB]
         written: dict[str, float] = {}  # when each pop went to its bound client's socket
         flush_one = hub._flush_one

@@ -9,16 +9,29 @@ libraries, the application and the schema move to a permanent generation that co
 skip), then raises the thresholds so that collections are rarer; each young collection then
 walks at most ``GC_THRESHOLDS[0]`` objects (about 10 ms). Memory use is unchanged in practice:
 the service creates few reference cycles (reference counting frees the rest at once).
+
+``shorten_gil_switch``: the database writers are threads (journal/writer.py) that wake for a
+reply, need the GIL for a moment and block again. While the loop fans notes out it holds the
+GIL but for each socket write, and takes it straight back; a waiting thread asks for it only
+after the switch interval, Python's default 5 ms, and a transaction needs it several times.
+At 0.5 ms a writer thread waits at most that long each time (bench/screenpop, see
+docs/DESIGN-NOTES.md).
 """
 
 from __future__ import annotations
 
 import gc
+import sys
 
 GC_THRESHOLDS = (10_000, 50, 1_000)
+SWITCH_INTERVAL_S = 0.0005
 
 
 def settle_heap() -> None:
     gc.collect()
     gc.freeze()
     gc.set_threshold(*GC_THRESHOLDS)
+
+
+def shorten_gil_switch() -> None:
+    sys.setswitchinterval(SWITCH_INTERVAL_S)

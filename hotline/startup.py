@@ -31,7 +31,7 @@ async def run_service(settings: Settings, *, until: asyncio.Event | None = None,
                       announce: bool = True) -> None:
     """Run the service until SIGINT/SIGTERM (or ``until`` is set)."""
     from hotline.assembly import build_services
-    from hotline.runtime import settle_heap
+    from hotline.runtime import settle_heap, shorten_gil_switch
     from hotline.web.app import create_app, server_options
 
     services = build_services(settings)
@@ -45,6 +45,7 @@ async def run_service(settings: Settings, *, until: asyncio.Event | None = None,
     site = web.TCPSite(runner, settings.http_host, settings.http_port)
     await site.start()
     settle_heap()
+    shorten_gil_switch()
     if announce:
         print(f"hotline: listening on http://{settings.http_host}:{settings.http_port}/ "
               f"(AMI {settings.ami_host}:{settings.ami_port}, database "

@@ -3,8 +3,11 @@
 from __future__ import annotations
 
 import gc
+import sys
 
-from hotline.runtime import GC_THRESHOLDS, settle_heap
+import pytest
+
+from hotline.runtime import GC_THRESHOLDS, SWITCH_INTERVAL_S, settle_heap, shorten_gil_switch
 
 
 def test_settle_heap_freezes_start_up_objects_and_makes_collections_rarer() -> None:
@@ -17,3 +20,12 @@ def test_settle_heap_freezes_start_up_objects_and_makes_collections_rarer() -> N
     finally:
         gc.unfreeze()
         gc.set_threshold(*before)
+
+
+def test_the_writer_threads_get_the_gil_back_from_a_busy_loop_sooner() -> None:
+    before = sys.getswitchinterval()
+    try:
+        shorten_gil_switch()
+        assert sys.getswitchinterval() == pytest.approx(SWITCH_INTERVAL_S)
+    finally:
+        sys.setswitchinterval(before)
