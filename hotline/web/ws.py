@@ -98,7 +98,6 @@ class Hub:
         self._queued_for_write: set[Connection] = set()
         self._round_due = False  # notes came since the last round began
         self._next_round = 0.0   # loop time before which no new round begins
-        self.rounds = 0
         self._background: set[asyncio.Task[None]] = set()
 
     # ----------------------------------------------------------- lifecycle
@@ -240,7 +239,6 @@ class Hub:
             return
         self._round_due = False
         self._next_round = now + self.round_every_s
-        self.rounds += 1
         queued = self._queued_for_write
         fresh = [c for c in self.connections if c not in queued]
         self._to_write.extend(fresh)
