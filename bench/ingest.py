@@ -140,7 +140,11 @@ async def end_to_end(database_url: str, schema: str | None, port: int, events: i
     profiler = cProfile.Profile() if profile else None
     await services.db.upgrade_schema()
     await services.start(connect_ami=False)
+    from hotline.runtime import settle_heap, shorten_gil_switch
     from telephony.ami import AmiClient
+
+    settle_heap()  # the process tuning `hotline serve` applies once it listens
+    shorten_gil_switch()
 
     # As Services.start wires it, with the timing shim as the sink.
     services.ami = AmiClient(host="127.0.0.1", port=port, username="journal", secret=SECRET,
