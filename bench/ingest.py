@@ -8,7 +8,8 @@ Synthetic load: the recorded scenarios (all but s11, whose reconnect and Asteris
 end every call in flight) are copied with fresh ids per call (``refresh_ids``) and interleaved
 event by event so that ``--in-flight`` calls are in progress at once. A ReplayPeer in a
 separate process (the PBX is another process too) streams them at full speed (speed 0) over
-loopback TCP into the service, which runs as in production (``build_services``).
+loopback TCP into the service, which runs as in production (``build_services``, and since
+2026-12-07 the process tuning of hotline/runtime.py: earlier figures ran without it).
 
 Printed per backend: AMI events/s and calls/s from the first event to the last commit, p50/p99
 of the delay from the Newchannel's arrival (CallStarted in the pipeline) to the committed
