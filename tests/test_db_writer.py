@@ -3,6 +3,7 @@
 
 from __future__ import annotations
 
+import asyncio
 import threading
 from typing import Any
 
@@ -49,14 +50,11 @@ async def test_transact_commits_rolls_back_and_runs_off_the_loop(
         await db.dispose()
 
 
-
 async def test_a_write_soon_does_not_wait_for_a_transaction_busy_in_its_thread(
         db_url: tuple[str, str | None]) -> None:
     """On PostgreSQL an early pop's note is stored beside the batch in progress, on a thread
     of its own: a batch busy between two statements (CPU, not I/O) does not hold it up. On
     SQLite (one writer) it is stored right after the batch."""
-    import asyncio
-
     db = Database(db_url[0], schema=db_url[1])
     await db.upgrade_schema()
     try:

@@ -355,9 +355,11 @@ class Hub:
         next_check = loop.time() + self.revalidate_every_s
         while True:
             await asyncio.sleep(self.watch_interval_s)
-            # Retry clients whose socket was full; drop those whose queue overflowed.
-            self._retry_later([c for c in self.connections if not c.subscription.queue.empty()
-                               or c.subscription.overflowed])
+            # Retry clients whose socket was full; drop those whose queue overflowed. (While
+            # a round is due, queued notes are only waiting for it.)
+            waiting = self._round_due
+            self._retry_later([c for c in self.connections if c.subscription.overflowed
+                               or not (waiting or c.subscription.queue.empty())])
             if loop.time() >= next_check:
                 next_check = loop.time() + self.revalidate_every_s
                 try:
