@@ -244,7 +244,7 @@ def run_service(conn: Any, ami_port: int, clients: int, workdir: str,
         early._pop = timed_early_pop  # type: ignore[method-assign]
 
         # The early store's steps, per pop: handed to the writer, its thread began the INSERT,
-        # the INSERT committed (in the thread), the loop heard of it.
+        # the INSERT committed (in the thread).
         steps: dict[str, list[float]] = {}
         write_soon = services.db.write_soon
 
@@ -261,12 +261,7 @@ def run_service(conn: Any, ami_port: int, clients: int, workdir: str,
                 for key in keys:
                     steps[key] += [began, ended]
 
-            def timed_done(outcome: Any) -> None:
-                for key in keys:
-                    steps[key].append(time.monotonic())
-                done(outcome)
-
-            write_soon(timed_work, timed_done)
+            write_soon(timed_work, done)
 
         services.db.write_soon = timed_write_soon  # type: ignore[method-assign]
 
@@ -738,7 +733,8 @@ async def run_once(args: argparse.Namespace, instances: int) -> tuple[list[float
           "written / received")
     for delay_ms, index, started_at, marks, published_at, local_at, written_at, at in sorted(
             slowest, key=lambda r: r[0], reverse=True)[:4]:
-        stamps = [*marks[:3], published_at, local_at, written_at, at]
+        # A pop by its ring's own batch has no early-store steps: "-" keeps the columns.
+        stamps = [*[*marks, None, None, None][:3], published_at, local_at, written_at, at]
         print(f"  {delay_ms:5.1f} on {'AB'[index]}: " + " / ".join(
             "-" if t is None else f"{(t - started_at) * 1000:.1f}" for t in stamps))
     print("ingesting service's garbage collections while the calls ran: " + (", ".join(

@@ -224,13 +224,9 @@ class Hub:
         in the next round."""
         self._round_due = True
         ringing = {n.data.get("extension") for n in notes if n.type == "call.ringing"}
-        if not ringing:
-            return
-        urgent, queued = self._urgent, self._queued_urgent
-        for conn in self.connections:
-            if conn.user.extension in ringing and conn not in queued:
-                urgent.append(conn)
-                queued.add(conn)
+        if ringing:
+            _enqueue(self._urgent, self._queued_urgent,
+                     [c for c in self.connections if c.user.extension in ringing])
 
     def _begin_round(self, now: float) -> None:
         """Start a round of writes to every connection if one is due and the last one began
@@ -239,10 +235,7 @@ class Hub:
             return
         self._round_due = False
         self._next_round = now + self.round_every_s
-        queued = self._queued_for_write
-        fresh = [c for c in self.connections if c not in queued]
-        self._to_write.extend(fresh)
-        queued.update(fresh)
+        _enqueue(self._to_write, self._queued_for_write, self.connections)
 
     async def _write_slice(self) -> None:
         """Write connections for about ``WRITE_SLICE_S``: the ringing phones, then the round."""
@@ -258,9 +251,7 @@ class Hub:
 
     def _retry_later(self, conns: list[Connection]) -> None:
         """Hand connections to the dispatcher (their socket was full, or they overflowed)."""
-        fresh = [c for c in conns if c not in self._queued_for_write]
-        self._to_write.extend(fresh)
-        self._queued_for_write.update(fresh)
+        fresh = _enqueue(self._to_write, self._queued_for_write, conns)
         if fresh and self._trigger is not None:
             self._trigger.queue.wake()
 
@@ -383,6 +374,15 @@ class Hub:
         for conn in conns:
             if conn.token_hash not in alive:
                 self._close_later(conn, CLOSE_SESSION_ENDED, "session ended")
+
+
+def _enqueue(to_write: deque[Connection], queued: set[Connection],
+             conns: Iterable[Connection]) -> list[Connection]:
+    """Append the connections not queued yet (in their order); return those appended."""
+    fresh = [c for c in conns if c not in queued]
+    to_write.extend(fresh)
+    queued.update(fresh)
+    return fresh
 
 
 def _resume_point(asked: int | None, newest: int, truncated: bool) -> int:
